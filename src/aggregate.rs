@@ -1,0 +1,253 @@
+//! Flusher-side aggregation: every drained sample weighted by its own `1/p`.
+//!
+//! * Counters and up-down counters: the Horvitz–Thompson total Σ v/p and its
+//!   unbiased variance estimate Σ v²(1−p)/p² (independent Bernoulli trials).
+//! * Histograms: the same for the count (v = 1) and the sum, and an
+//!   hdrhistogram holding the weighted distribution. A weight 1/p is rarely
+//!   whole; each series carries the fractional remainder into its next
+//!   sample, so the distribution's total stays within one of Σ 1/p.
+//! * Spilled samples arrive as totals (see `spill.rs`) and add to the same
+//!   sums; they have no place in the distribution.
+//!
+//! Only the thread holding the aggregator's lock drains, which is what makes
+//! it the ring's single consumer.
+
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+
+use crate::cell::Kind;
+use crate::registry::{self, SeriesInfo};
+use crate::sample::Sample;
+use crate::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot};
+use crate::spill::SpillTotals;
+use crate::sync::Ordering;
+
+/// Running totals of one series.
+#[derive(Debug)]
+struct SeriesAgg {
+    /// Σ v/p (histograms: Σ v/p of values).
+    sum: f64,
+    /// Σ v²(1−p)/p².
+    sum_var: f64,
+    /// Histograms: Σ 1/p and Σ (1−p)/p².
+    count: f64,
+    count_var: f64,
+    samples: u64,
+    /// Some sample had p < 1.
+    inexact: bool,
+    min: f64,
+    max: f64,
+    /// Histograms only: weighted distribution and the carried remainder.
+    distribution: Option<Histogram<u64>>,
+    carry: f64,
+}
+
+impl SeriesAgg {
+    fn new(kind: Kind, sigfig: u8) -> Self {
+        let distribution = (kind == Kind::Histogram).then(|| {
+            let mut histogram = Histogram::new(sigfig).expect("sigfig validated by the builder");
+            histogram.auto(true);
+            histogram
+        });
+        Self {
+            sum: 0.0,
+            sum_var: 0.0,
+            count: 0.0,
+            count_var: 0.0,
+            samples: 0,
+            inexact: false,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            distribution,
+            carry: 0.0,
+        }
+    }
+}
+
+/// The aggregate state of an engine.
+#[derive(Debug)]
+pub(crate) struct Aggregator {
+    infos: Vec<SeriesInfo>,
+    series: Vec<SeriesAgg>,
+    sigfig: u8,
+    resolution: f64,
+    /// Samples absorbed from rings.
+    pub(crate) samples_recorded: u64,
+    /// Values the distribution could not hold.
+    pub(crate) rejected: u64,
+    /// Last `samples_dropped` seen: spills are collected only when it moved.
+    dropped_seen: u64,
+}
+
+impl Aggregator {
+    pub(crate) fn new(sigfig: u8, resolution: f64) -> Self {
+        Self {
+            infos: Vec::new(),
+            series: Vec::new(),
+            sigfig,
+            resolution,
+            samples_recorded: 0,
+            rejected: 0,
+            dropped_seen: 0,
+        }
+    }
+
+    /// Learns series registered since the last call.
+    fn sync(&mut self) {
+        for info in registry::series_since(self.infos.len()) {
+            self.series.push(SeriesAgg::new(info.kind, self.sigfig));
+            self.infos.push(info);
+        }
+    }
+
+    /// Adds one drained sample.
+    pub(crate) fn absorb(&mut self, sample: Sample) {
+        let index = sample.id.index();
+        if index >= self.series.len() {
+            self.sync();
+            if index >= self.series.len() {
+                return;
+            }
+        }
+        self.samples_recorded += 1;
+        let kind = self.infos[index].kind;
+        let resolution = self.resolution;
+        let agg = &mut self.series[index];
+        let p = f64::from(sample.inclusion_prob);
+        let v = sample.value;
+        let weight = 1.0 / p;
+        let var_factor = (1.0 - p) / (p * p);
+        agg.samples += 1;
+        agg.inexact |= p < 1.0;
+        agg.sum += v * weight;
+        agg.sum_var += v * v * var_factor;
+        if kind != Kind::Histogram {
+            return;
+        }
+        agg.count += weight;
+        agg.count_var += var_factor;
+        agg.min = agg.min.min(v);
+        agg.max = agg.max.max(v);
+        agg.carry += weight;
+        let whole = agg.carry.floor();
+        agg.carry -= whole;
+        if whole >= 1.0 {
+            if let Some(distribution) = agg.distribution.as_mut() {
+                let units = (v / resolution).round() as u64;
+                if distribution.record_n(units, whole as u64).is_err() {
+                    self.rejected += 1;
+                }
+            }
+        }
+    }
+
+    /// Collects spill totals if any producer spilled since the last look
+    /// (`dropped` is the pipeline's counter), or always when `force`.
+    pub(crate) fn collect_spills(&mut self, dropped: u64, force: bool) {
+        if !force && dropped == self.dropped_seen {
+            return;
+        }
+        self.dropped_seen = dropped;
+        self.sync();
+        for index in 0..self.infos.len() {
+            let totals = self.infos[index].cell.spill.take();
+            if totals.samples > 0 {
+                self.add_spill(index, &totals);
+            }
+        }
+    }
+
+    fn add_spill(&mut self, index: usize, totals: &SpillTotals) {
+        let kind = self.infos[index].kind;
+        let agg = &mut self.series[index];
+        agg.samples += totals.samples;
+        agg.inexact |= totals.inexact;
+        agg.sum += totals.value;
+        agg.sum_var += totals.value_var;
+        if kind == Kind::Histogram {
+            agg.count += totals.weight;
+            agg.count_var += totals.weight_var;
+            agg.min = agg.min.min(totals.min);
+            agg.max = agg.max.max(totals.max);
+        }
+    }
+
+    /// Builds the user series of a snapshot: aggregates plus the cells'
+    /// exact totals and gauges.
+    pub(crate) fn series_snapshot(&mut self) -> Vec<SeriesSnapshot> {
+        self.sync();
+        let mut out = Vec::with_capacity(self.infos.len());
+        for (info, agg) in self.infos.iter().zip(&self.series) {
+            let cell = info.cell;
+            let value = match info.kind {
+                Kind::Counter | Kind::UpDown => {
+                    let raw = cell.exact_int.load(Ordering::Relaxed);
+                    let exact_int = if info.kind == Kind::Counter {
+                        raw as f64
+                    } else {
+                        raw as i64 as f64
+                    };
+                    let estimate = Estimate {
+                        value: agg.sum + exact_int + cell.exact_float.load(),
+                        std_error: agg.sum_var.max(0.0).sqrt(),
+                        exact: !agg.inexact,
+                    };
+                    if info.kind == Kind::Counter {
+                        MetricValue::Counter(estimate)
+                    } else {
+                        MetricValue::UpDown(estimate)
+                    }
+                }
+                Kind::Gauge => {
+                    let value = cell.gauge.load();
+                    if value.is_nan() {
+                        continue;
+                    }
+                    MetricValue::Gauge(value)
+                }
+                Kind::Histogram => {
+                    let exact = !agg.inexact;
+                    let distribution = agg
+                        .distribution
+                        .clone()
+                        .unwrap_or_else(|| Histogram::new(self.sigfig).expect("validated sigfig"));
+                    MetricValue::Histogram(HistogramSnapshot {
+                        count: Estimate {
+                            value: agg.count,
+                            std_error: agg.count_var.max(0.0).sqrt(),
+                            exact,
+                        },
+                        sum: Estimate {
+                            value: agg.sum,
+                            std_error: agg.sum_var.max(0.0).sqrt(),
+                            exact,
+                        },
+                        min: (agg.samples > 0).then_some(agg.min),
+                        max: (agg.samples > 0).then_some(agg.max),
+                        min_max_exact: exact,
+                        samples: agg.samples,
+                        distribution: Arc::new(distribution),
+                        resolution: self.resolution,
+                    })
+                }
+            };
+            out.push(SeriesSnapshot {
+                name: info.name.clone(),
+                labels: info.labels.clone(),
+                value,
+            });
+        }
+        out
+    }
+}
+
+impl Aggregator {
+    /// Exact calls recorded straight into series cells.
+    pub(crate) fn exact_calls(&self) -> u64 {
+        self.infos
+            .iter()
+            .map(|info| info.cell.exact_calls.load(Ordering::Relaxed))
+            .sum()
+    }
+}

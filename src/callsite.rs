@@ -1,0 +1,88 @@
+//! The `static` a `record!` expands to, and its cached resolution.
+//!
+//! Looking a series up by name and labels costs a lock and a hash; doing it
+//! per call is what makes other libraries slow. A callsite therefore
+//! resolves once, on its first call with an engine installed, and caches a
+//! tagged pointer to its series' cell in one word:
+//!
+//! * `0`: not resolved yet (first call, or no engine so far);
+//! * `cell | TAG_SAMPLED`: the common case, calls go through the sampler;
+//! * `cell | TAG_EXACT`: every call is recorded (critical, gauge, or a name
+//!   the engine's `never_sample` matches);
+//! * `TAG_DISABLED`: the registration was refused (bad name, kind clash);
+//!   calls do nothing.
+//!
+//! The read is one `Relaxed` load of a word that is written once per engine
+//! install, so its cache line stays shared. The word is a `std` atomic: loom
+//! atomics cannot live in a `static`; the resolve-once logic is a plain
+//! compare under the registry lock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cell::{Kind, SeriesCell};
+
+pub(crate) const TAG_MASK: usize = 3;
+pub(crate) const TAG_SAMPLED: usize = 1;
+pub(crate) const TAG_EXACT: usize = 2;
+pub(crate) const TAG_DISABLED: usize = 3;
+
+/// Static description of one `record!` site, plus its cached series.
+#[derive(Debug)]
+pub struct Callsite {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) labels: &'static [(&'static str, &'static str)],
+    pub(crate) critical: bool,
+    state: AtomicUsize,
+}
+
+impl Callsite {
+    /// A callsite; `const` so the macro can put it in a `static`.
+    pub const fn new(
+        name: &'static str,
+        kind: Kind,
+        labels: &'static [(&'static str, &'static str)],
+        critical: bool,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            labels,
+            critical,
+            state: AtomicUsize::new(0),
+        }
+    }
+
+    /// The metric name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The cached state word (see the module docs).
+    #[inline(always)]
+    pub(crate) fn state(&self) -> usize {
+        // Relaxed: the word is written under the registry lock and points to a
+        // cell that was fully built before (cells are published through the
+        // registry's mutex, and the cell's fields are atomics).
+        self.state.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn store(&self, state: usize) {
+        self.state.store(state, Ordering::Relaxed);
+    }
+}
+
+/// Packs a cell pointer and a tag.
+pub(crate) fn pack(cell: &'static SeriesCell, tag: usize) -> usize {
+    cell as *const SeriesCell as usize | tag
+}
+
+/// The cell of a state word whose tag is `TAG_SAMPLED` or `TAG_EXACT`.
+#[inline(always)]
+pub(crate) fn cell_of(state: usize) -> &'static SeriesCell {
+    debug_assert!(state & TAG_MASK == TAG_SAMPLED || state & TAG_MASK == TAG_EXACT);
+    // SAFETY: such a word is only ever built by `pack` from a
+    // `&'static SeriesCell` (cells are leaked by the registry and never
+    // freed); `SeriesCell` is 8-aligned, so the two tag bits were zero.
+    unsafe { &*((state & !TAG_MASK) as *const SeriesCell) }
+}

@@ -1,0 +1,115 @@
+//! The per-series state that producers may write directly.
+//!
+//! Sampled calls never touch it (they go through the ring). It receives:
+//! exact calls (critical callsites, `never_sample` names) as atomic adds,
+//! gauge sets, and the spill of samples the ring could not take. Cells are
+//! allocated once per series by the registry and live for the process, so a
+//! callsite or handle can keep a `&'static` to its cell.
+
+use crate::sample::MetricId;
+use crate::spill::Spill;
+use crate::sync::{AtomicF64, AtomicU64, Ordering};
+
+/// The kind of instrument a series belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Monotonic sum of non-negative increments.
+    Counter,
+    /// Sum of signed deltas.
+    UpDown,
+    /// Last value set; never sampled.
+    Gauge,
+    /// Distribution of non-negative values.
+    Histogram,
+}
+
+impl Kind {
+    /// Lower-case name used in messages and the stdout exporter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::UpDown => "updown",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// Flag bit: every call of this series is recorded (critical or
+/// `never_sample`).
+pub(crate) const FLAG_EXACT: u64 = 1;
+
+/// Producer-writable state of one series.
+#[derive(Debug)]
+pub struct SeriesCell {
+    pub(crate) id: MetricId,
+    pub(crate) kind: Kind,
+    /// [`FLAG_EXACT`]; set by the registry when an engine is installed.
+    pub(crate) flags: AtomicU64,
+    /// Exact integer total (counters: Σ increments; up-down: Σ deltas as
+    /// wrapping `i64`).
+    pub(crate) exact_int: AtomicU64,
+    /// Exact float total for non-integer exact values.
+    pub(crate) exact_float: AtomicF64,
+    /// Number of exact calls folded into the two totals above.
+    pub(crate) exact_calls: AtomicU64,
+    /// Gauge value as bits; NaN bits while unset.
+    pub(crate) gauge: AtomicF64,
+    /// Samples the ring could not take.
+    pub(crate) spill: Spill,
+}
+
+impl SeriesCell {
+    pub(crate) fn new(id: MetricId, kind: Kind) -> Self {
+        Self {
+            id,
+            kind,
+            flags: AtomicU64::new(0),
+            exact_int: AtomicU64::new(0),
+            exact_float: AtomicF64::new(0.0),
+            exact_calls: AtomicU64::new(0),
+            gauge: AtomicF64::new(f64::NAN),
+            spill: Spill::new(),
+        }
+    }
+
+    /// The series' id.
+    pub fn id(&self) -> MetricId {
+        self.id
+    }
+
+    /// The series' kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn is_exact(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & FLAG_EXACT != 0
+    }
+
+    /// Adds an exact integer amount (wrapping, so signed deltas work).
+    pub(crate) fn add_exact_int(&self, amount: i64) {
+        self.exact_int.fetch_add(amount as u64, Ordering::Relaxed);
+        self.exact_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds an exact non-integer amount.
+    pub(crate) fn add_exact_float(&self, amount: f64) {
+        self.exact_float.add(amount);
+        self.exact_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_gauge(&self, value: f64) {
+        self.gauge.store(value);
+    }
+
+    /// Clears every total: a newly installed engine starts from zero.
+    pub(crate) fn reset(&self) {
+        self.exact_int.store(0, Ordering::Relaxed);
+        self.exact_float.store(0.0);
+        self.exact_calls.store(0, Ordering::Relaxed);
+        self.gauge.store(f64::NAN);
+        self.spill.take();
+    }
+}

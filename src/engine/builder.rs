@@ -1,0 +1,517 @@
+//! `Engine::builder()`: settings, their validation and the `HOTMETRICS_*`
+//! environment overrides.
+
+use std::time::Duration;
+
+use crate::controller::{ControllerConfig, ControllerMode};
+use crate::engine::Engine;
+use crate::error::{ConfigError, InstallError};
+use crate::export::Exporter;
+use crate::registry::DEFAULT_CARDINALITY_LIMIT;
+
+/// Validated engine settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) sample_rate: f64,
+    pub(crate) buffer_capacity: usize,
+    pub(crate) shards: usize,
+    pub(crate) export_interval: Duration,
+    pub(crate) drain_interval: Duration,
+    pub(crate) controller: ControllerConfig,
+    pub(crate) never_sample: Vec<String>,
+    pub(crate) cardinality_limit: usize,
+    pub(crate) histogram_sigfig: u8,
+    pub(crate) histogram_resolution: f64,
+    pub(crate) histogram_max: f64,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) disabled: bool,
+}
+
+/// Builds and installs an [`Engine`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let engine = hotmetrics::Engine::builder()
+///     .sample_rate(0.03)
+///     .rate_bounds(0.01, 0.15)
+///     .buffer_capacity(2048)
+///     .export_interval(Duration::from_secs(10))
+///     .never_sample(["critical.", "system.shutdown"])
+///     .install()
+///     .expect("valid settings");
+/// hotmetrics::record!(counter: "doc.builder", 1);
+/// engine.shutdown().unwrap();
+/// ```
+pub struct Builder {
+    sample_rate: f64,
+    bounds: Option<(f64, f64)>,
+    buffer_capacity: usize,
+    shards: Option<usize>,
+    export_interval: Duration,
+    drain_interval: Duration,
+    controller: ControllerConfig,
+    never_sample: Vec<String>,
+    cardinality_limit: usize,
+    histogram_sigfig: u8,
+    histogram_resolution: f64,
+    shutdown_timeout: Duration,
+    disabled: bool,
+    pub(crate) exporters: Vec<Box<dyn Exporter>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("sample_rate", &self.sample_rate)
+            .field("bounds", &self.bounds)
+            .field("buffer_capacity", &self.buffer_capacity)
+            .field("shards", &self.shards)
+            .field("export_interval", &self.export_interval)
+            .field("controller", &self.controller)
+            .field("never_sample", &self.never_sample)
+            .field("exporters", &self.exporters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            sample_rate: 0.03,
+            bounds: None,
+            buffer_capacity: 2048,
+            shards: None,
+            export_interval: Duration::from_secs(10),
+            drain_interval: Duration::from_millis(1),
+            controller: ControllerConfig::default(),
+            never_sample: Vec::new(),
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            histogram_sigfig: 3,
+            histogram_resolution: 0.001,
+            shutdown_timeout: Duration::from_secs(5),
+            disabled: false,
+            exporters: Vec::new(),
+        }
+    }
+}
+
+fn parse_rate(setting: &str, raw: &str) -> Result<f64, ConfigError> {
+    raw.trim()
+        .parse::<f64>()
+        .map_err(|_| ConfigError::new(setting, raw, "a number in (0, 1]"))
+}
+
+fn parse_bool(setting: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            setting,
+            raw,
+            "true or false (also 1/0, yes/no, on/off)",
+        )),
+    }
+}
+
+fn check_rate(setting: &str, rate: f64) -> Result<(), ConfigError> {
+    if rate > 0.0 && rate <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(setting, rate, "a number in (0, 1]"))
+    }
+}
+
+impl Builder {
+    /// Initial sample rate, in `(0, 1]` (default 0.03).
+    pub fn sample_rate(mut self, rate: f64) -> Self {
+        self.sample_rate = rate;
+        self
+    }
+
+    /// The adaptive controller's range (default 0.01–0.15, widened to
+    /// include `sample_rate` when not set explicitly).
+    pub fn rate_bounds(mut self, min: f64, max: f64) -> Self {
+        self.bounds = Some((min, max));
+        self
+    }
+
+    /// Slots per ring shard, rounded up to a power of two (default 2048).
+    pub fn buffer_capacity(mut self, slots: usize) -> Self {
+        self.buffer_capacity = slots;
+        self
+    }
+
+    /// Number of ring shards (default: the machine's parallelism, rounded up
+    /// to a power of two, at most 64). Threads are spread over shards so
+    /// they do not contend on one tail.
+    pub fn ring_shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// How often snapshots go to the exporters (default 10 s).
+    pub fn export_interval(mut self, interval: Duration) -> Self {
+        self.export_interval = interval;
+        self
+    }
+
+    /// How long the flusher sleeps between drains when the rings stay below
+    /// their high-water mark (default 1 ms).
+    pub fn drain_interval(mut self, interval: Duration) -> Self {
+        self.drain_interval = interval;
+        self
+    }
+
+    /// Turns the adaptive controller on (default) or off (fixed rate).
+    pub fn adaptive(mut self, on: bool) -> Self {
+        self.controller.mode = if on {
+            ControllerMode::Adaptive
+        } else {
+            ControllerMode::Fixed
+        };
+        self
+    }
+
+    /// Chooses the controller policy.
+    pub fn controller_mode(mut self, mode: ControllerMode) -> Self {
+        self.controller.mode = mode;
+        self
+    }
+
+    /// How often the controller runs (default 5 s).
+    pub fn controller_period(mut self, period: Duration) -> Self {
+        self.controller.period = period;
+        self
+    }
+
+    /// Utilisation marks: lower the rate above `high`, raise it below `low`
+    /// (defaults 0.8 and 0.3).
+    pub fn utilisation_marks(mut self, low: f64, high: f64) -> Self {
+        self.controller.low_water = low;
+        self.controller.high_water = high;
+        self
+    }
+
+    /// Share of one core the flusher may spend draining before the controller
+    /// lowers the rate (default 0.25).
+    pub fn flusher_cpu_budget(mut self, share: f64) -> Self {
+        self.controller.cpu_budget = share;
+        self
+    }
+
+    /// Sampled calls per second below which a quiet engine may raise its
+    /// rate (default 50 000).
+    pub fn raise_budget(mut self, samples_per_sec: f64) -> Self {
+        self.controller.raise_budget = samples_per_sec;
+        self
+    }
+
+    /// Name prefixes whose metrics are never sampled (exact, like
+    /// `critical`).
+    pub fn never_sample<I, S>(mut self, prefixes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.never_sample
+            .extend(prefixes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Label sets per metric name before the overflow series (default 2000).
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit;
+        self
+    }
+
+    /// Significant decimal digits kept by histograms, 1–5 (default 3: 0.1 %
+    /// relative error on quantiles).
+    pub fn histogram_precision(mut self, significant_digits: u8) -> Self {
+        self.histogram_sigfig = significant_digits;
+        self
+    }
+
+    /// Smallest distinguishable histogram value (default 0.001). Values are
+    /// tracked up to `resolution × 2⁶²`.
+    pub fn histogram_resolution(mut self, resolution: f64) -> Self {
+        self.histogram_resolution = resolution;
+        self
+    }
+
+    /// Longest `shutdown()` waits for the final export (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Builds a disabled engine: installs nothing, every `record!` stays a
+    /// no-op.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// Adds an exporter; each runs on its own thread.
+    pub fn exporter(mut self, exporter: impl Exporter) -> Self {
+        self.exporters.push(Box::new(exporter));
+        self
+    }
+
+    /// Adds an already boxed exporter.
+    pub fn boxed_exporter(mut self, exporter: Box<dyn Exporter>) -> Self {
+        self.exporters.push(exporter);
+        self
+    }
+
+    /// Applies the `HOTMETRICS_*` environment variables over the settings so
+    /// far: `HOTMETRICS_SAMPLE_RATE`, `HOTMETRICS_MIN_SAMPLE_RATE`,
+    /// `HOTMETRICS_MAX_SAMPLE_RATE`, `HOTMETRICS_BUFFER_SIZE`,
+    /// `HOTMETRICS_EXPORT_INTERVAL_MS`, `HOTMETRICS_ADAPTIVE`,
+    /// `HOTMETRICS_DISABLED`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the variable and its value when one does not
+    /// parse.
+    pub fn from_env(self) -> Result<Self, ConfigError> {
+        self.from_vars(std::env::vars())
+    }
+
+    /// [`Builder::from_env`] over the given variables instead of the
+    /// process environment (for tests and embedding).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::from_env`].
+    pub fn from_vars<I, K, V>(mut self, vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut min = None;
+        let mut max = None;
+        for (key, value) in vars {
+            let (key, raw) = (key.as_ref(), value.as_ref());
+            match key {
+                "HOTMETRICS_SAMPLE_RATE" => {
+                    let rate = parse_rate(key, raw)?;
+                    check_rate(key, rate)
+                        .map_err(|_| ConfigError::new(key, raw, "a number in (0, 1]"))?;
+                    self.sample_rate = rate;
+                }
+                "HOTMETRICS_MIN_SAMPLE_RATE" => {
+                    let rate = parse_rate(key, raw)?;
+                    check_rate(key, rate)
+                        .map_err(|_| ConfigError::new(key, raw, "a number in (0, 1]"))?;
+                    min = Some(rate);
+                }
+                "HOTMETRICS_MAX_SAMPLE_RATE" => {
+                    let rate = parse_rate(key, raw)?;
+                    check_rate(key, rate)
+                        .map_err(|_| ConfigError::new(key, raw, "a number in (0, 1]"))?;
+                    max = Some(rate);
+                }
+                "HOTMETRICS_BUFFER_SIZE" => {
+                    let slots = raw
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|slots| (1..=1 << 24).contains(slots))
+                        .ok_or_else(|| {
+                            ConfigError::new(key, raw, "a whole number of slots in 1..=16777216")
+                        })?;
+                    self.buffer_capacity = slots;
+                }
+                "HOTMETRICS_EXPORT_INTERVAL_MS" => {
+                    let millis = raw
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|millis| *millis > 0)
+                        .ok_or_else(|| {
+                            ConfigError::new(key, raw, "a whole number of milliseconds > 0")
+                        })?;
+                    self.export_interval = Duration::from_millis(millis);
+                }
+                "HOTMETRICS_ADAPTIVE" => {
+                    let on = parse_bool(key, raw)?;
+                    self = self.adaptive(on);
+                }
+                "HOTMETRICS_DISABLED" => {
+                    self.disabled = parse_bool(key, raw)?;
+                }
+                _ => {}
+            }
+        }
+        if min.is_some() || max.is_some() {
+            let (old_min, old_max) = self
+                .bounds
+                .unwrap_or((self.controller.min_rate, self.controller.max_rate));
+            let (new_min, new_max) = (min.unwrap_or(old_min), max.unwrap_or(old_max));
+            if new_min > new_max {
+                return Err(ConfigError::new(
+                    "HOTMETRICS_MIN_SAMPLE_RATE",
+                    new_min,
+                    &format!("a rate no larger than the maximum ({new_max})"),
+                ));
+            }
+            self.bounds = Some((new_min, new_max));
+        }
+        Ok(self)
+    }
+
+    /// Validates every setting.
+    pub(crate) fn config(&self) -> Result<Config, ConfigError> {
+        check_rate("sample_rate", self.sample_rate)?;
+        let (min_rate, max_rate) = match self.bounds {
+            Some((min, max)) => {
+                check_rate("rate_bounds.min", min)?;
+                check_rate("rate_bounds.max", max)?;
+                if min > max {
+                    return Err(ConfigError::new(
+                        "rate_bounds",
+                        format!("({min}, {max})"),
+                        "min <= max",
+                    ));
+                }
+                if self.controller.mode != ControllerMode::Fixed
+                    && !(min..=max).contains(&self.sample_rate)
+                {
+                    return Err(ConfigError::new(
+                        "sample_rate",
+                        self.sample_rate,
+                        &format!("a rate within rate_bounds [{min}, {max}]"),
+                    ));
+                }
+                (min, max)
+            }
+            None => (
+                self.controller.min_rate.min(self.sample_rate),
+                self.controller.max_rate.max(self.sample_rate),
+            ),
+        };
+        if self.buffer_capacity == 0 || self.buffer_capacity > 1 << 24 {
+            return Err(ConfigError::new(
+                "buffer_capacity",
+                self.buffer_capacity,
+                "a number of slots in 1..=16777216",
+            ));
+        }
+        let shards = match self.shards {
+            Some(0) | Some(65..) => {
+                return Err(ConfigError::new(
+                    "ring_shards",
+                    self.shards.unwrap_or(0),
+                    "a number of shards in 1..=64",
+                ))
+            }
+            Some(shards) => shards,
+            None => std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1)
+                .next_power_of_two()
+                .min(64),
+        };
+        if self.export_interval.is_zero() {
+            return Err(ConfigError::new(
+                "export_interval",
+                "0s",
+                "a positive duration",
+            ));
+        }
+        if self.drain_interval.is_zero() {
+            return Err(ConfigError::new(
+                "drain_interval",
+                "0s",
+                "a positive duration",
+            ));
+        }
+        if self.controller.period.is_zero() {
+            return Err(ConfigError::new(
+                "controller_period",
+                "0s",
+                "a positive duration",
+            ));
+        }
+        let marks = (self.controller.low_water, self.controller.high_water);
+        if !(marks.0 > 0.0 && marks.0 < marks.1 && marks.1 <= 1.0) {
+            return Err(ConfigError::new(
+                "utilisation_marks",
+                format!("({}, {})", marks.0, marks.1),
+                "0 < low < high <= 1",
+            ));
+        }
+        if !(self.controller.cpu_budget > 0.0 && self.controller.cpu_budget <= 1.0) {
+            return Err(ConfigError::new(
+                "flusher_cpu_budget",
+                self.controller.cpu_budget,
+                "a share of one core in (0, 1]",
+            ));
+        }
+        if !(self.controller.raise_budget >= 0.0) {
+            return Err(ConfigError::new(
+                "raise_budget",
+                self.controller.raise_budget,
+                "a non-negative number of samples per second",
+            ));
+        }
+        if self.cardinality_limit == 0 {
+            return Err(ConfigError::new("cardinality_limit", 0, "at least 1"));
+        }
+        if !(1..=5).contains(&self.histogram_sigfig) {
+            return Err(ConfigError::new(
+                "histogram_precision",
+                self.histogram_sigfig,
+                "1 to 5 significant digits",
+            ));
+        }
+        if !(self.histogram_resolution.is_finite() && self.histogram_resolution > 0.0) {
+            return Err(ConfigError::new(
+                "histogram_resolution",
+                self.histogram_resolution,
+                "a positive finite number",
+            ));
+        }
+        for prefix in &self.never_sample {
+            if prefix.is_empty() {
+                return Err(ConfigError::new(
+                    "never_sample",
+                    "",
+                    "non-empty name prefixes (an empty prefix would make every metric exact)",
+                ));
+            }
+        }
+        let mut controller = self.controller.clone();
+        controller.min_rate = min_rate;
+        controller.max_rate = max_rate;
+        Ok(Config {
+            sample_rate: self.sample_rate,
+            buffer_capacity: self.buffer_capacity,
+            shards,
+            export_interval: self.export_interval,
+            drain_interval: self.drain_interval,
+            controller,
+            never_sample: self.never_sample.clone(),
+            cardinality_limit: self.cardinality_limit,
+            histogram_sigfig: self.histogram_sigfig,
+            histogram_resolution: self.histogram_resolution,
+            histogram_max: self.histogram_resolution * (1u64 << 62) as f64,
+            shutdown_timeout: self.shutdown_timeout,
+            disabled: self.disabled,
+        })
+    }
+
+    /// Validates the settings, installs the engine globally and starts its
+    /// flusher and exporter threads.
+    ///
+    /// # Errors
+    ///
+    /// [`InstallError::Config`] for an invalid setting,
+    /// [`InstallError::AlreadyInstalled`] if another engine is installed.
+    pub fn install(self) -> Result<Engine, InstallError> {
+        let config = self.config()?;
+        Engine::start(config, self.exporters)
+    }
+}

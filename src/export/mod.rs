@@ -1,0 +1,268 @@
+//! Exporters: where snapshots go.
+//!
+//! An exporter implements one method, [`Exporter::export`]. Each runs on its
+//! own thread, fed by the flusher through a one-slot queue: a slow or dead
+//! backend delays only its own thread, never draining, and a snapshot it
+//! could not take is skipped (values are cumulative, the next one carries
+//! the totals). A panic inside an exporter is caught and counted in
+//! `stats().exporter_panics`.
+//!
+//! Built in: [`Stdout`] (aligned table or JSON lines) and [`InMemory`] (for
+//! tests).
+
+mod in_memory;
+mod stdout;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub use in_memory::InMemory;
+pub use stdout::{Stdout, StdoutFormat};
+
+use crate::error::{ExportError, ShutdownError};
+use crate::snapshot::Snapshot;
+use crate::stats::{CircuitState, SharedStats};
+
+/// Somewhere snapshots can be sent.
+///
+/// ```
+/// use hotmetrics::export::Exporter;
+/// use hotmetrics::{ExportError, Snapshot};
+///
+/// struct CountSeries(usize);
+///
+/// impl Exporter for CountSeries {
+///     fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError> {
+///         self.0 = snapshot.series.len();
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Exporter: Send + 'static {
+    /// Delivers one snapshot (cumulative values since the engine started).
+    ///
+    /// # Errors
+    ///
+    /// [`ExportError`] when the snapshot could not be delivered; the engine
+    /// counts it and logs it (rate-limited).
+    fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError>;
+
+    /// Called once after the final export, at shutdown.
+    ///
+    /// # Errors
+    ///
+    /// [`ExportError`] when flushing or closing failed.
+    fn shutdown(&mut self) -> Result<(), ExportError> {
+        Ok(())
+    }
+
+    /// A short name for logs and errors.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+
+    /// The exporter's circuit-breaker state, if it has one.
+    fn circuit_state(&self) -> CircuitState {
+        CircuitState::Closed
+    }
+}
+
+impl Exporter for Box<dyn Exporter> {
+    fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError> {
+        (**self).export(snapshot)
+    }
+    fn shutdown(&mut self) -> Result<(), ExportError> {
+        (**self).shutdown()
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn circuit_state(&self) -> CircuitState {
+        (**self).circuit_state()
+    }
+}
+
+/// Work for an exporter thread.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Export(Arc<Snapshot>),
+    Final(Arc<Snapshot>, mpsc::Sender<Result<(), ExportError>>),
+}
+
+/// One exporter and the thread that runs it.
+#[derive(Debug)]
+pub(crate) struct ExportWorker {
+    name: String,
+    sender: SyncSender<Job>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ExportWorker {
+    pub(crate) fn spawn(
+        exporter: Box<dyn Exporter>,
+        stats: Arc<SharedStats>,
+    ) -> std::io::Result<Self> {
+        let name = exporter.name().to_string();
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let thread = thread::Builder::new()
+            .name("hotmetrics-export".into())
+            .spawn(move || run(exporter, &receiver, &stats))?;
+        Ok(Self {
+            name,
+            sender,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn sender(&self) -> SyncSender<Job> {
+        self.sender.clone()
+    }
+
+    /// Hands over the final snapshot and waits for it until `deadline`.
+    pub(crate) fn finish(
+        mut self,
+        snapshot: Arc<Snapshot>,
+        deadline: Instant,
+    ) -> Result<(), ShutdownError> {
+        let (done, outcome) = mpsc::channel();
+        let timed_out = || ShutdownError::ExportTimedOut {
+            exporter: self.name.clone(),
+        };
+        // The queue may hold a periodic snapshot the thread has not taken
+        // yet; wait for room until the deadline.
+        let mut job = Job::Final(snapshot, done);
+        loop {
+            match self.sender.try_send(job) {
+                Ok(()) => break,
+                Err(mpsc::TrySendError::Full(back)) => {
+                    if Instant::now() >= deadline {
+                        return Err(timed_out());
+                    }
+                    job = back;
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => return Err(timed_out()),
+            }
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match outcome.recv_timeout(wait) {
+            Ok(Ok(())) => {
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+                Ok(())
+            }
+            Ok(Err(error)) => Err(ShutdownError::ExportFailed {
+                exporter: self.name.clone(),
+                error,
+            }),
+            Err(_) => Err(timed_out()),
+        }
+    }
+}
+
+fn run(mut exporter: Box<dyn Exporter>, jobs: &Receiver<Job>, stats: &SharedStats) {
+    let mut limiter = FailureLog::default();
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Export(snapshot) => {
+                let outcome = guarded_export(&mut exporter, &snapshot, stats);
+                record(&*exporter, &outcome, stats, &mut limiter);
+            }
+            Job::Final(snapshot, done) => {
+                let mut outcome = guarded_export(&mut exporter, &snapshot, stats);
+                record(&*exporter, &outcome, stats, &mut limiter);
+                let closed = catch_unwind(AssertUnwindSafe(|| exporter.shutdown()))
+                    .unwrap_or_else(|_| Err(ExportError::Panicked("in shutdown".into())));
+                if outcome.is_ok() {
+                    outcome = closed;
+                }
+                let _ = done.send(outcome);
+                return;
+            }
+        }
+    }
+}
+
+fn guarded_export(
+    exporter: &mut Box<dyn Exporter>,
+    snapshot: &Snapshot,
+    stats: &SharedStats,
+) -> Result<(), ExportError> {
+    match catch_unwind(AssertUnwindSafe(|| exporter.export(snapshot))) {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            stats.exporter_panics.fetch_add(1, Ordering::Relaxed);
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            Err(ExportError::Panicked(message))
+        }
+    }
+}
+
+fn record(
+    exporter: &dyn Exporter,
+    outcome: &Result<(), ExportError>,
+    stats: &SharedStats,
+    limiter: &mut FailureLog,
+) {
+    stats.set_circuit(exporter.circuit_state());
+    match outcome {
+        Ok(()) => {
+            stats.exports_ok.fetch_add(1, Ordering::Relaxed);
+            limiter.recovered(exporter.name());
+        }
+        Err(error) => {
+            stats.exports_failed.fetch_add(1, Ordering::Relaxed);
+            stats.set_error(error.to_string());
+            limiter.failed(exporter.name(), error);
+        }
+    }
+}
+
+/// Logs the first failure at once, then at most one summary per minute,
+/// and the recovery.
+#[derive(Debug, Default)]
+struct FailureLog {
+    last_logged: Option<Instant>,
+    suppressed: u64,
+    failing: bool,
+}
+
+impl FailureLog {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    fn failed(&mut self, name: &str, error: &ExportError) {
+        self.failing = true;
+        let due = self
+            .last_logged
+            .is_none_or(|last| last.elapsed() >= Self::EVERY);
+        if due {
+            log::warn!(
+                target: "hotmetrics",
+                "export to {name} failed: {error} ({} similar failures not logged)",
+                self.suppressed
+            );
+            self.last_logged = Some(Instant::now());
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+    }
+
+    fn recovered(&mut self, name: &str) {
+        if self.failing {
+            log::info!(target: "hotmetrics", "export to {name} succeeded again");
+            self.failing = false;
+            self.last_logged = None;
+            self.suppressed = 0;
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The flusher thread: drains often, runs the controller, hands snapshots
+//! to the exporters.
+//!
+//! Draining is what keeps the rings from overflowing, so it runs every
+//! `drain_interval` (1 ms by default) and at once when a producer sees a
+//! ring past its high-water mark. Exporting is slow and separate: the
+//! flusher only builds a snapshot and offers it to each exporter thread
+//! without waiting; a busy exporter skips that snapshot (values are
+//! cumulative, so nothing is lost).
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::aggregate::Aggregator;
+use crate::controller::{self, Observation};
+use crate::engine::Shared;
+use crate::export::Job;
+
+/// What the flusher accumulates over one control period.
+#[derive(Debug)]
+struct Period {
+    started: Instant,
+    peak_utilisation: f64,
+    samples_at_start: u64,
+    dropped_at_start: u64,
+    busy: Duration,
+}
+
+impl Period {
+    fn start(shared: &Shared, samples: u64) -> Self {
+        Self {
+            started: Instant::now(),
+            peak_utilisation: 0.0,
+            samples_at_start: samples,
+            dropped_at_start: shared.pipeline.samples_dropped.load(Ordering::Relaxed),
+            busy: Duration::ZERO,
+        }
+    }
+}
+
+/// Starts the flusher thread.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    exporters: Vec<SyncSender<Job>>,
+) -> std::io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name("hotmetrics-flusher".into())
+        .spawn(move || run(&shared, &exporters))
+}
+
+fn run(shared: &Shared, exporters: &[SyncSender<Job>]) {
+    let config = &shared.config;
+    let mut period = Period::start(shared, 0);
+    let mut next_export = Instant::now() + config.export_interval;
+    let mut overflowing = false;
+    while !shared.stop.load(Ordering::SeqCst) {
+        shared.pipeline.clear_wake();
+        let started = Instant::now();
+        let samples = {
+            let mut aggregator = shared.aggregator();
+            let (peak, _) = shared.drain(&mut aggregator);
+            period.peak_utilisation = period.peak_utilisation.max(peak);
+            aggregator.samples_recorded
+        };
+        period.busy += started.elapsed();
+        if period.started.elapsed() >= config.controller.period {
+            overflowing = control(shared, &period, samples, overflowing);
+            period = Period::start(shared, samples);
+        }
+        if Instant::now() >= next_export {
+            next_export += config.export_interval;
+            if next_export < Instant::now() {
+                next_export = Instant::now() + config.export_interval;
+            }
+            offer_snapshot(shared, exporters);
+        }
+        let waited = Instant::now();
+        thread::park_timeout(config.drain_interval);
+        // Time spent parked is not busy time; only the drain above counts.
+        let _ = waited;
+    }
+}
+
+/// One controller step; returns whether the rings are overflowing now.
+fn control(shared: &Shared, period: &Period, samples: u64, was_overflowing: bool) -> bool {
+    let elapsed = period.started.elapsed().as_secs_f64();
+    let dropped_now = shared.pipeline.samples_dropped.load(Ordering::Relaxed);
+    let drops = dropped_now - period.dropped_at_start;
+    let rate = f64::from(shared.pipeline.rate.rate());
+    let observation = Observation {
+        rate,
+        peak_utilisation: period.peak_utilisation,
+        samples: samples - period.samples_at_start,
+        drops,
+        busy_fraction: period.busy.as_secs_f64() / elapsed.max(1e-9),
+        period_secs: elapsed,
+    };
+    shared.stats.set_utilisation(period.peak_utilisation);
+    let next = controller::next_rate(&shared.config.controller, &observation) as f32;
+    if next != rate as f32 {
+        shared.pipeline.rate.publish(next);
+        shared.stats.rate_changes.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            target: "hotmetrics",
+            "sample rate {rate:.4} -> {next:.4} (peak ring use {:.0}%, {} drops, flusher busy {:.1}%)",
+            observation.peak_utilisation * 100.0,
+            drops,
+            observation.busy_fraction * 100.0
+        );
+    }
+    let overflowing = drops > 0;
+    if overflowing && !was_overflowing {
+        log::warn!(
+            target: "hotmetrics",
+            "ring overflow: {drops} samples spilled in the last {elapsed:.1}s (estimates stay unbiased; lowering the rate)"
+        );
+    } else if !overflowing && was_overflowing {
+        log::info!(target: "hotmetrics", "ring overflow ended");
+    }
+    overflowing
+}
+
+fn offer_snapshot(shared: &Shared, exporters: &[SyncSender<Job>]) {
+    if exporters.is_empty() {
+        return;
+    }
+    let snapshot = {
+        let mut aggregator = shared.aggregator();
+        Arc::new(shared.snapshot(&mut aggregator))
+    };
+    for exporter in exporters {
+        match exporter.try_send(Job::Export(snapshot.clone())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                shared.stats.exports_skipped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The last drain, after the pipeline was uninstalled: close every ring,
+/// wait for producers inside a spill, then drain every claimed position
+/// (waiting, until `deadline`, for producers that claimed but have not yet
+/// published).
+pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline: Instant) {
+    let pipeline = &shared.pipeline;
+    let finals: Vec<usize> = pipeline.rings.iter().map(|ring| ring.close()).collect();
+    // SeqCst: pairs with the SeqCst increment in `Pipeline::spill`.
+    while pipeline.spilling.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+        thread::yield_now();
+    }
+    for (ring, final_tail) in pipeline.rings.iter().zip(finals) {
+        loop {
+            ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
+            if ring.head() == final_tail || Instant::now() >= deadline {
+                break;
+            }
+            thread::yield_now();
+        }
+    }
+    let dropped = pipeline.samples_dropped.load(Ordering::Relaxed);
+    aggregator.collect_spills(dropped, true);
+    shared
+        .stats
+        .samples_recorded
+        .store(aggregator.samples_recorded, Ordering::Relaxed);
+}

@@ -1,0 +1,205 @@
+//! Handles: metrics whose label values are only known at run time.
+//!
+//! `hotmetrics::counter("http.requests").with_labels(&[("route", route)])`
+//! resolves the series once (a registry lookup under a lock) and returns a
+//! handle that records with the same hot path as `record!`. Keep handles
+//! and reuse them: the lookup is the expensive part. Each metric name admits
+//! at most the engine's cardinality limit of label sets (default 2000);
+//! further sets share one overflow series labelled
+//! `otel.metric.overflow = "true"`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::cell::{Kind, SeriesCell};
+use crate::error::RegistrationError;
+use crate::record::{self, Value};
+use crate::registry;
+
+/// Labels as they are stored: shared, immutable key/value pairs.
+pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
+
+#[derive(Clone)]
+struct Inner {
+    name: Arc<str>,
+    kind: Kind,
+    labels: Labels,
+    /// `None` when registration was refused: calls do nothing.
+    cell: Option<&'static SeriesCell>,
+    critical: bool,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("labels", &self.labels)
+            .field("registered", &self.cell.is_some())
+            .field("critical", &self.critical)
+            .finish()
+    }
+}
+
+impl Inner {
+    fn new(name: &str, kind: Kind) -> Result<Self, RegistrationError> {
+        let name: Arc<str> = Arc::from(name);
+        let labels: Labels = Arc::from(Vec::new());
+        let cell = registry::series(&name, kind, &labels)?;
+        Ok(Self {
+            name,
+            kind,
+            labels,
+            cell: Some(cell),
+            critical: false,
+        })
+    }
+
+    fn disabled(name: &str, kind: Kind, error: &RegistrationError) -> Self {
+        log::error!(target: "hotmetrics", "metric not registered, its calls are ignored: {error}");
+        Self {
+            name: Arc::from(name),
+            kind,
+            labels: Arc::from(Vec::new()),
+            cell: None,
+            critical: false,
+        }
+    }
+
+    fn with_labels(&self, extra: &[(&str, &str)]) -> Self {
+        let mut labels: Vec<(Arc<str>, Arc<str>)> = self.labels.to_vec();
+        for (key, value) in extra {
+            labels.retain(|(existing, _)| &**existing != *key);
+            labels.push((Arc::from(*key), Arc::from(*value)));
+        }
+        let labels: Labels = Arc::from(labels);
+        let cell = match registry::series(&self.name, self.kind, &labels) {
+            Ok(cell) => Some(cell),
+            Err(error) => {
+                log::error!(target: "hotmetrics", "label set not registered, its calls are ignored: {error}");
+                None
+            }
+        };
+        Self {
+            name: self.name.clone(),
+            kind: self.kind,
+            labels,
+            cell,
+            critical: self.critical,
+        }
+    }
+
+    #[inline(always)]
+    fn record<V: Value>(&self, value: V) {
+        let Some(cell) = self.cell else {
+            return;
+        };
+        if self.critical || cell.kind == Kind::Gauge || cell.is_exact() {
+            record::exact(cell, value);
+        } else {
+            record::handle_sampled(cell, value);
+        }
+    }
+}
+
+macro_rules! handle_type {
+    ($(#[$doc:meta])* $ty:ident, $kind:expr, $ctor:ident, $try_ctor:ident, $method:ident, $method_doc:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $ty(Inner);
+
+        impl $ty {
+            /// The same metric with these labels added (or replaced, by key).
+            /// Resolves the series now; keep the returned handle.
+            pub fn with_labels(&self, labels: &[(&str, &str)]) -> Self {
+                Self(self.0.with_labels(labels))
+            }
+
+            /// Makes every call through this handle exact: never sampled,
+            /// never dropped.
+            pub fn critical(mut self) -> Self {
+                self.0.critical = true;
+                self
+            }
+
+            #[doc = $method_doc]
+            #[inline(always)]
+            pub fn $method<V: Value>(&self, value: V) {
+                self.0.record(value);
+            }
+
+            /// The metric name.
+            pub fn name(&self) -> &str {
+                &self.0.name
+            }
+
+            /// The labels of this handle's series.
+            pub fn labels(&self) -> &[(Arc<str>, Arc<str>)] {
+                &self.0.labels
+            }
+
+            /// True if the series was registered (calls are recorded).
+            pub fn is_registered(&self) -> bool {
+                self.0.cell.is_some()
+            }
+        }
+
+        /// A handle for the metric `name` with no labels. A refused
+        /// registration (invalid name, or the name already used by another
+        /// kind) is logged and gives a handle whose calls do nothing; use the
+        /// `try_` form to get the error instead.
+        pub fn $ctor(name: &str) -> $ty {
+            $try_ctor(name).unwrap_or_else(|error| $ty(Inner::disabled(name, $kind, &error)))
+        }
+
+        /// A handle for the metric `name` with no labels.
+        ///
+        /// # Errors
+        ///
+        /// [`RegistrationError`] when the name is not a valid instrument name
+        /// or is already registered with another kind.
+        pub fn $try_ctor(name: &str) -> Result<$ty, RegistrationError> {
+            Inner::new(name, $kind).map($ty)
+        }
+    };
+}
+
+handle_type!(
+    /// A monotonic counter handle (`add` non-negative increments).
+    ///
+    /// ```
+    /// let sent = hotmetrics::counter("ws.messages_sent").with_labels(&[("peer", "eu-1")]);
+    /// sent.add(1u64);
+    /// ```
+    Counter, Kind::Counter, counter, try_counter, add,
+    "Adds a non-negative increment (sampled unless exact)."
+);
+handle_type!(
+    /// An up-down counter handle (`add` signed deltas).
+    ///
+    /// ```
+    /// let open = hotmetrics::updown("ws.active_connections");
+    /// open.add(1);
+    /// open.add(-1);
+    /// ```
+    UpDownCounter, Kind::UpDown, updown, try_updown, add,
+    "Adds a signed delta (sampled unless exact)."
+);
+handle_type!(
+    /// A gauge handle (`set` the current value; never sampled).
+    ///
+    /// ```
+    /// hotmetrics::gauge("queue.depth").set(17.0);
+    /// ```
+    Gauge, Kind::Gauge, gauge, try_gauge, set,
+    "Sets the current value."
+);
+handle_type!(
+    /// A histogram handle (`record` non-negative values).
+    ///
+    /// ```
+    /// hotmetrics::histogram("ws.send_latency_us").record(42.0);
+    /// ```
+    Histogram, Kind::Histogram, histogram, try_histogram, record,
+    "Records one value (sampled unless exact)."
+);

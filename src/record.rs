@@ -1,0 +1,301 @@
+//! What one `record!` or handle call does.
+//!
+//! The sampled kinds (counter, up-down, histogram) read the callsite word,
+//! then the thread's countdown; that is the whole unsampled path. Everything
+//! after it is `#[cold]`: the sampling decision, validation, the ring push
+//! and the spill. Exact calls (critical, gauges, `never_sample` names) skip
+//! the sampler and go to the series' own atomics, or through the ring with
+//! `p = 1` for histograms.
+
+use std::time::Instant;
+
+use crate::callsite::{cell_of, Callsite, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
+use crate::cell::{Kind, SeriesCell};
+use crate::global;
+use crate::sample::Sample;
+use crate::sampler::SAMPLER;
+
+/// A number a `record!` or handle accepts.
+///
+/// Implemented for the primitive integers and floats. Integers keep their
+/// exact value on exact paths; everything is carried as `f64` in samples.
+pub trait Value: Copy {
+    /// The value as `f64` (large integers round to the nearest `f64`).
+    fn to_f64(self) -> f64;
+    /// The value as `i64` if it is an integer that fits.
+    fn to_i64(self) -> Option<i64>;
+}
+
+macro_rules! int_value {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            #[inline(always)]
+            fn to_f64(self) -> f64 { self as f64 }
+            #[inline(always)]
+            fn to_i64(self) -> Option<i64> { i64::try_from(self).ok() }
+        }
+    )*};
+}
+int_value!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+impl Value for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn to_i64(self) -> Option<i64> {
+        None
+    }
+}
+
+impl Value for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn to_i64(self) -> Option<i64> {
+        None
+    }
+}
+
+/// Entry point of every sampled-kind macro call.
+#[inline(always)]
+pub fn sampled<V: Value>(callsite: &'static Callsite, value: V) {
+    let state = callsite.state();
+    if state & TAG_MASK == TAG_SAMPLED {
+        if SAMPLER.with(|sampler| sampler.skip()) {
+            return;
+        }
+        sampled_slow(cell_of(state), value.to_f64());
+    } else {
+        not_sampled(callsite, state, value);
+    }
+}
+
+/// Entry point of gauge macro calls (never sampled).
+#[inline(always)]
+pub fn gauge<V: Value>(callsite: &'static Callsite, value: V) {
+    let state = callsite.state();
+    if state & TAG_MASK == TAG_EXACT && global::is_active() {
+        set_gauge(cell_of(state), value.to_f64());
+    } else {
+        not_sampled(callsite, state, value);
+    }
+}
+
+/// The sampled path of a handle whose series is not exact.
+#[inline(always)]
+pub(crate) fn handle_sampled<V: Value>(cell: &'static SeriesCell, value: V) {
+    if SAMPLER.with(|sampler| sampler.skip()) {
+        return;
+    }
+    sampled_slow(cell, value.to_f64());
+}
+
+/// Exact, unresolved or disabled callsites.
+#[cold]
+#[inline(never)]
+fn not_sampled<V: Value>(callsite: &'static Callsite, mut state: usize, value: V) {
+    if !global::is_active() {
+        return;
+    }
+    if state == 0 {
+        state = crate::registry::resolve_callsite(callsite);
+    }
+    match state & TAG_MASK {
+        TAG_SAMPLED => {
+            if !SAMPLER.with(|sampler| sampler.skip()) {
+                sampled_slow(cell_of(state), value.to_f64());
+            }
+        }
+        TAG_EXACT => exact(cell_of(state), value),
+        _ => {}
+    }
+}
+
+/// A call whose countdown ran out: decide, validate, push.
+#[cold]
+#[inline(never)]
+pub(crate) fn sampled_slow(cell: &'static SeriesCell, value: f64) {
+    let guard = global::pipeline();
+    let Some(pipeline) = guard.as_ref() else {
+        SAMPLER.with(|sampler| sampler.park());
+        return;
+    };
+    let decision = SAMPLER.with(|sampler| {
+        sampler.decide(&pipeline.rate).map(|p| {
+            (
+                p,
+                sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()),
+            )
+        })
+    });
+    let Some((inclusion_prob, shard)) = decision else {
+        return;
+    };
+    if !valid(cell.kind, value, pipeline.histogram_max) {
+        pipeline.reject();
+        return;
+    }
+    let sample = Sample {
+        id: cell.id,
+        inclusion_prob,
+        value,
+    };
+    pipeline.submit(shard, sample, &cell.spill);
+}
+
+/// Records every call: atomics for counters, the ring with `p = 1` for
+/// histograms, the cell for gauges.
+#[inline(never)]
+pub(crate) fn exact<V: Value>(cell: &'static SeriesCell, value: V) {
+    if !global::is_active() {
+        return;
+    }
+    match cell.kind {
+        Kind::Counter | Kind::UpDown => match value.to_i64() {
+            Some(amount) if cell.kind == Kind::UpDown || amount >= 0 => {
+                cell.add_exact_int(amount);
+            }
+            _ => {
+                let amount = value.to_f64();
+                if valid(cell.kind, amount, f64::MAX) {
+                    cell.add_exact_float(amount);
+                } else {
+                    reject();
+                }
+            }
+        },
+        Kind::Gauge => set_gauge(cell, value.to_f64()),
+        Kind::Histogram => {
+            let guard = global::pipeline();
+            let Some(pipeline) = guard.as_ref() else {
+                return;
+            };
+            let value = value.to_f64();
+            if !valid(Kind::Histogram, value, pipeline.histogram_max) {
+                pipeline.reject();
+                return;
+            }
+            let shard = SAMPLER
+                .with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
+            let sample = Sample {
+                id: cell.id,
+                inclusion_prob: 1.0,
+                value,
+            };
+            pipeline.submit(shard, sample, &cell.spill);
+        }
+    }
+}
+
+fn set_gauge(cell: &'static SeriesCell, value: f64) {
+    if value.is_finite() {
+        cell.set_gauge(value);
+    } else {
+        reject();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reject() {
+    if let Some(pipeline) = global::pipeline().as_ref() {
+        pipeline.reject();
+    }
+}
+
+/// The documented acceptance rules: counters take finite non-negative
+/// increments, up-down counters any finite delta, histograms finite values in
+/// `0..=histogram_max`.
+#[inline]
+fn valid(kind: Kind, value: f64, histogram_max: f64) -> bool {
+    match kind {
+        Kind::Counter => value.is_finite() && value >= 0.0,
+        Kind::UpDown | Kind::Gauge => value.is_finite(),
+        Kind::Histogram => value.is_finite() && value >= 0.0 && value <= histogram_max,
+    }
+}
+
+/// A started `timed` measurement: the clock was read because this call is
+/// recorded.
+#[derive(Debug)]
+pub struct Timer {
+    cell: &'static SeriesCell,
+    start: Instant,
+    exact: bool,
+    inclusion_prob: f32,
+}
+
+/// Starts a `timed` call: `Some` only if this call is recorded.
+#[inline(always)]
+pub fn timed_begin(callsite: &'static Callsite) -> Option<Timer> {
+    let state = callsite.state();
+    if state & TAG_MASK == TAG_SAMPLED && SAMPLER.with(|sampler| sampler.skip()) {
+        return None;
+    }
+    timed_begin_slow(callsite, state)
+}
+
+#[cold]
+#[inline(never)]
+fn timed_begin_slow(callsite: &'static Callsite, mut state: usize) -> Option<Timer> {
+    if !global::is_active() {
+        return None;
+    }
+    if state == 0 {
+        state = crate::registry::resolve_callsite(callsite);
+        if state & TAG_MASK == TAG_SAMPLED && SAMPLER.with(|sampler| sampler.skip()) {
+            return None;
+        }
+    }
+    match state & TAG_MASK {
+        TAG_SAMPLED => {
+            let guard = global::pipeline();
+            let pipeline = guard.as_ref()?;
+            let inclusion_prob = SAMPLER.with(|sampler| sampler.decide(&pipeline.rate))?;
+            Some(Timer {
+                cell: cell_of(state),
+                start: Instant::now(),
+                exact: false,
+                inclusion_prob,
+            })
+        }
+        TAG_EXACT => Some(Timer {
+            cell: cell_of(state),
+            start: Instant::now(),
+            exact: true,
+            inclusion_prob: 1.0,
+        }),
+        _ => None,
+    }
+}
+
+/// Ends a `timed` call, recording the elapsed nanoseconds.
+#[cold]
+#[inline(never)]
+pub fn timed_end(timer: Timer) {
+    let elapsed_ns = timer.start.elapsed().as_nanos() as f64;
+    if timer.exact {
+        exact(timer.cell, elapsed_ns);
+        return;
+    }
+    let guard = global::pipeline();
+    let Some(pipeline) = guard.as_ref() else {
+        return;
+    };
+    if !valid(Kind::Histogram, elapsed_ns, pipeline.histogram_max) {
+        pipeline.reject();
+        return;
+    }
+    let shard =
+        SAMPLER.with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
+    let sample = Sample {
+        id: timer.cell.id,
+        inclusion_prob: timer.inclusion_prob,
+        value: elapsed_ns,
+    };
+    pipeline.submit(shard, sample, &timer.cell.spill);
+}

@@ -1,0 +1,293 @@
+//! The process-wide series registry: name + kind + label set → series cell.
+//!
+//! Cold side. Callsites and handles come here once to resolve their series;
+//! the flusher comes here to learn the name and labels behind a new
+//! `MetricId`. One mutex guards it: nothing on the per-call path takes it.
+//!
+//! Cells are leaked on creation and never freed, so `&'static SeriesCell`
+//! can be cached anywhere. Their number is bounded: each metric name admits
+//! at most the cardinality limit of label sets, beyond which calls share one
+//! overflow series (`otel.metric.overflow = "true"`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crate::callsite::{pack, Callsite, TAG_DISABLED, TAG_EXACT, TAG_SAMPLED};
+use crate::cell::{Kind, SeriesCell, FLAG_EXACT};
+use crate::error::RegistrationError;
+use crate::handle::Labels;
+use crate::sample::MetricId;
+use crate::sync::Ordering;
+
+/// Default number of label sets per metric name.
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
+/// Longest label key or value accepted, in bytes.
+pub const MAX_LABEL_LEN: usize = 4096;
+
+/// The attribute that marks the overflow series.
+pub const OVERFLOW_KEY: &str = "otel.metric.overflow";
+
+/// What the registry knows of one series.
+#[derive(Clone, Debug)]
+pub(crate) struct SeriesInfo {
+    /// Its producer-side cell.
+    pub(crate) cell: &'static SeriesCell,
+    /// Metric name.
+    pub(crate) name: Arc<str>,
+    /// Instrument kind.
+    pub(crate) kind: Kind,
+    /// Labels, sorted by key.
+    pub(crate) labels: Labels,
+}
+
+#[derive(Debug)]
+struct Metric {
+    kind: Kind,
+    label_sets: usize,
+    overflow: Option<&'static SeriesCell>,
+}
+
+#[derive(Debug)]
+struct Registry {
+    series: Vec<SeriesInfo>,
+    by_key: HashMap<(Arc<str>, Kind, Labels), &'static SeriesCell>,
+    metrics: HashMap<Arc<str>, Metric>,
+    callsites: Vec<&'static Callsite>,
+    never_sample: Vec<String>,
+    cardinality_limit: usize,
+    /// Label sets routed to an overflow series.
+    overflowed: u64,
+}
+
+fn registry() -> MutexGuard<'static, Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            Mutex::new(Registry {
+                series: Vec::new(),
+                by_key: HashMap::new(),
+                metrics: HashMap::new(),
+                callsites: Vec::new(),
+                never_sample: Vec::new(),
+                cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+                overflowed: 0,
+            })
+        })
+        .lock()
+        // The registry's invariants hold between statements; a panic while
+        // holding the lock (allocation failure) leaves it usable.
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Checks an instrument name: an ASCII letter, then up to 254 of
+/// `A-Za-z0-9_.-/`.
+///
+/// # Errors
+///
+/// Says which rule the name breaks.
+pub fn validate_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("the name is empty"),
+        Some(first) if !first.is_ascii_alphabetic() => {
+            return Err("the first character must be an ASCII letter")
+        }
+        Some(_) => {}
+    }
+    if name.len() > 255 {
+        return Err("the name is longer than 255 characters");
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')) {
+        return Err("only ASCII letters, digits, '_', '.', '-' and '/' are allowed");
+    }
+    Ok(())
+}
+
+fn validate_labels(name: &str, labels: &[(Arc<str>, Arc<str>)]) -> Result<(), RegistrationError> {
+    for (key, value) in labels {
+        let reason = if key.is_empty() {
+            Some("the key is empty")
+        } else if key.len() > MAX_LABEL_LEN {
+            Some("the key is longer than 4096 bytes")
+        } else if value.len() > MAX_LABEL_LEN {
+            Some("the value is longer than 4096 bytes")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(RegistrationError::InvalidLabel {
+                name: name.to_string(),
+                key: key.chars().take(64).collect(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Registry {
+    fn exact_by_name(&self, name: &str) -> bool {
+        self.never_sample
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()))
+    }
+
+    fn lookup(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        labels: &[(Arc<str>, Arc<str>)],
+    ) -> Result<&'static SeriesCell, RegistrationError> {
+        validate_name(name).map_err(|reason| RegistrationError::InvalidName {
+            name: name.chars().take(300).collect(),
+            reason,
+        })?;
+        validate_labels(name, labels)?;
+        let mut sorted = labels.to_vec();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        sorted.dedup_by(|a, b| a.0 == b.0);
+        let name: Arc<str> = Arc::from(name);
+        let labels: Labels = Arc::from(sorted);
+        let key = (name.clone(), kind, labels.clone());
+        if let Some(cell) = self.by_key.get(&key) {
+            return Ok(cell);
+        }
+        let limit = self.cardinality_limit;
+        let metric = self.metrics.entry(name.clone()).or_insert(Metric {
+            kind,
+            label_sets: 0,
+            overflow: None,
+        });
+        if metric.kind != kind {
+            return Err(RegistrationError::KindConflict {
+                name: name.to_string(),
+                existing: metric.kind.as_str(),
+                requested: kind.as_str(),
+            });
+        }
+        if metric.label_sets >= limit {
+            if let Some(cell) = metric.overflow {
+                self.overflowed += 1;
+                return Ok(cell);
+            }
+            let overflow: Labels = Arc::from(vec![(Arc::from(OVERFLOW_KEY), Arc::from("true"))]);
+            let cell = self.create(name.clone(), kind, overflow);
+            if let Some(metric) = self.metrics.get_mut(&name) {
+                metric.overflow = Some(cell);
+            }
+            self.overflowed += 1;
+            log::warn!(
+                target: "hotmetrics",
+                "metric {name:?} reached its cardinality limit of {limit} label sets; \
+                 further label sets go to the overflow series"
+            );
+            return Ok(cell);
+        }
+        metric.label_sets += 1;
+        let cell = self.create(name, kind, labels);
+        self.by_key.insert(key, cell);
+        Ok(cell)
+    }
+
+    fn create(&mut self, name: Arc<str>, kind: Kind, labels: Labels) -> &'static SeriesCell {
+        let id = MetricId(self.series.len() as u32);
+        let cell: &'static SeriesCell = Box::leak(Box::new(SeriesCell::new(id, kind)));
+        if self.exact_by_name(&name) {
+            cell.flags.store(FLAG_EXACT, Ordering::Relaxed);
+        }
+        self.series.push(SeriesInfo {
+            cell,
+            name,
+            kind,
+            labels,
+        });
+        cell
+    }
+
+    fn tag(&self, callsite: &Callsite, cell: &SeriesCell) -> usize {
+        if callsite.critical || callsite.kind == Kind::Gauge || cell.is_exact() {
+            TAG_EXACT
+        } else {
+            TAG_SAMPLED
+        }
+    }
+}
+
+/// Resolves a callsite to its series and caches the tagged word in it.
+#[cold]
+#[inline(never)]
+pub(crate) fn resolve_callsite(callsite: &'static Callsite) -> usize {
+    let mut registry = registry();
+    let state = callsite.state();
+    if state != 0 {
+        return state;
+    }
+    let labels: Vec<(Arc<str>, Arc<str>)> = callsite
+        .labels
+        .iter()
+        .map(|(key, value)| (Arc::from(*key), Arc::from(*value)))
+        .collect();
+    let state = match registry.lookup(callsite.name, callsite.kind, &labels) {
+        Ok(cell) => pack(cell, registry.tag(callsite, cell)),
+        Err(error) => {
+            log::error!(target: "hotmetrics", "record! site ignored: {error}");
+            TAG_DISABLED
+        }
+    };
+    callsite.store(state);
+    registry.callsites.push(callsite);
+    state
+}
+
+/// Finds or creates the series for a handle.
+pub(crate) fn series(
+    name: &str,
+    kind: Kind,
+    labels: &[(Arc<str>, Arc<str>)],
+) -> Result<&'static SeriesCell, RegistrationError> {
+    registry().lookup(name, kind, labels)
+}
+
+/// Applies a newly installed engine's settings: `never_sample` prefixes
+/// (re-tagging every resolved callsite and cell) and the cardinality limit,
+/// and clears every series' totals so the engine starts from zero.
+pub(crate) fn configure(never_sample: &[String], cardinality_limit: usize) {
+    let mut registry = registry();
+    registry.never_sample = never_sample.to_vec();
+    registry.cardinality_limit = cardinality_limit;
+    for index in 0..registry.series.len() {
+        let info = &registry.series[index];
+        let flags = if registry.exact_by_name(&info.name) {
+            FLAG_EXACT
+        } else {
+            0
+        };
+        info.cell.flags.store(flags, Ordering::Relaxed);
+        info.cell.reset();
+    }
+    for index in 0..registry.callsites.len() {
+        let callsite = registry.callsites[index];
+        let state = callsite.state();
+        if state & crate::callsite::TAG_MASK == TAG_DISABLED {
+            continue;
+        }
+        let cell = crate::callsite::cell_of(state);
+        callsite.store(pack(cell, registry.tag(callsite, cell)));
+    }
+}
+
+/// Series registered at index `from` and after, in id order.
+pub(crate) fn series_since(from: usize) -> Vec<SeriesInfo> {
+    let registry = registry();
+    registry
+        .series
+        .get(from..)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// Number of label sets routed to overflow series so far.
+pub(crate) fn overflowed() -> u64 {
+    registry().overflowed
+}

@@ -1,0 +1,235 @@
+//! Bounded lock-free ring: many producers, one consumer, fixed capacity.
+//!
+//! The design is the sequence-numbered array queue (each slot carries the
+//! position it is ready for), specialised for one consumer:
+//!
+//! * a producer claims position `pos` by a CAS on `tail` once the slot's
+//!   sequence equals `pos` (free), writes the sample, then publishes it by
+//!   storing `pos + 1` into the slot's sequence;
+//! * the consumer reads slot `head` once its sequence equals `head + 1`, then
+//!   frees it for the next lap by storing `head + capacity`.
+//!
+//! A producer never blocks: a full ring hands the sample back
+//! ([`PushError::Full`]) and so does a CAS that keeps losing
+//! ([`PushError::Contended`], after [`MAX_PUSH_ATTEMPTS`] tries); the caller
+//! spills it (see `spill.rs`) so nothing disappears without account.
+//!
+//! Shutdown sets [`CLOSED`] in `tail`. From then on no position can be
+//! claimed (a claim CASes the whole word, closed bit included), so the
+//! consumer's final drain knows exactly which positions were claimed and
+//! waits for each of them to be published.
+
+use crossbeam_utils::CachePadded;
+
+use crate::sample::Sample;
+use crate::sync::{spin_hint, AtomicUsize, Ordering, UnsafeCell};
+
+/// The bit of `tail` that marks the ring closed (no more claims).
+pub(crate) const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// How many times a producer retries a lost CAS before handing the sample
+/// back. Bounds the work of one push; a lost race means another producer
+/// made progress, so the ring as a whole stays lock-free.
+pub(crate) const MAX_PUSH_ATTEMPTS: u32 = 64;
+
+/// Why a push did not land; the sample comes back so the caller can account
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PushError {
+    /// Every slot holds an undrained sample.
+    Full(Sample),
+    /// Lost the claim race [`MAX_PUSH_ATTEMPTS`] times in a row.
+    Contended(Sample),
+    /// The ring was closed by shutdown.
+    Closed(Sample),
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Position this slot is ready for: `pos` = free for the producer of
+    /// `pos`; `pos + 1` = holds the sample of `pos`, ready for the consumer.
+    seq: AtomicUsize,
+    /// Written only by the producer that claimed the slot, read only by the
+    /// consumer after it saw `seq == pos + 1`.
+    sample: UnsafeCell<Sample>,
+}
+
+/// One ring shard. See the module docs for the protocol.
+#[derive(Debug)]
+pub struct Ring {
+    slots: Box<[Slot]>,
+    /// `capacity - 1`; capacity is a power of two.
+    mask: usize,
+    /// Next position to claim, plus the [`CLOSED`] bit. Written by producers
+    /// (CAS) and by `close` (fetch_or).
+    tail: CachePadded<AtomicUsize>,
+    /// Next position to read. Written only by the consumer; others read it
+    /// for utilisation figures.
+    head: CachePadded<AtomicUsize>,
+    /// Set while one thread drains: makes `drain` safe to call from anywhere
+    /// while keeping a single consumer.
+    draining: AtomicUsize,
+}
+
+// SAFETY: the only non-`Sync` field is the slots' `UnsafeCell<Sample>`.
+// Access to each cell is serialised by its `seq`: a producer writes only after
+// winning the CAS on `tail` for a position whose slot it saw free, and the
+// consumer reads only after the producer's Release store of `pos + 1`, which
+// its Acquire load observed. `Sample` is `Copy` and owns nothing.
+unsafe impl Sync for Ring {}
+// SAFETY: `Sample` is plain data; moving the ring moves no thread-bound state.
+unsafe impl Send for Ring {}
+
+impl Ring {
+    /// A ring with `capacity` slots, rounded up to a power of two (at least 2).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(2).next_power_of_two();
+        let slots = (0..capacity)
+            .map(|pos| Slot {
+                seq: AtomicUsize::new(pos),
+                sample: UnsafeCell::new(Sample::EMPTY),
+            })
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        Self {
+            slots,
+            mask: capacity - 1,
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            head: CachePadded::new(AtomicUsize::new(0)),
+            draining: AtomicUsize::new(0),
+        }
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Pushes one sample; never blocks. Returns the position it took.
+    ///
+    /// # Errors
+    ///
+    /// Hands the sample back when the ring is full, when the claim kept
+    /// losing races, or when the ring is closed.
+    #[inline]
+    pub fn push(&self, sample: Sample) -> Result<usize, PushError> {
+        let mut pos = self.tail.load(Ordering::Relaxed);
+        for _ in 0..MAX_PUSH_ATTEMPTS {
+            if pos & CLOSED != 0 {
+                return Err(PushError::Closed(sample));
+            }
+            let slot = &self.slots[pos & self.mask];
+            // Acquire: pairs with the consumer's Release store that freed the
+            // slot, so our write below cannot overlap its read.
+            let seq = slot.seq.load(Ordering::Acquire);
+            let lag = seq.wrapping_sub(pos) as isize;
+            if lag == 0 {
+                match self.tail.compare_exchange_weak(
+                    pos,
+                    pos + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: winning the CAS for `pos` while the slot's
+                        // seq was `pos` makes this thread its only writer until
+                        // it publishes `pos + 1`; the consumer does not read it
+                        // before then.
+                        slot.sample.with_mut(|ptr| unsafe { ptr.write(sample) });
+                        // Release: pairs with the consumer's Acquire load in
+                        // `drain`, publishing the write above.
+                        slot.seq.store(pos + 1, Ordering::Release);
+                        return Ok(pos);
+                    }
+                    Err(seen) => pos = seen,
+                }
+            } else if lag < 0 {
+                // The slot still holds the sample of `pos - capacity`.
+                return Err(PushError::Full(sample));
+            } else {
+                // Another producer claimed `pos` already.
+                pos = self.tail.load(Ordering::Relaxed);
+            }
+            spin_hint();
+        }
+        Err(PushError::Contended(sample))
+    }
+
+    /// Drains up to `max` published samples into `sink`, in position order,
+    /// and returns how many were drained.
+    ///
+    /// Only one thread drains at a time: a call made while another is
+    /// draining returns 0 at once.
+    pub fn drain(&self, max: usize, mut sink: impl FnMut(Sample)) -> usize {
+        if self
+            .draining
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return 0;
+        }
+        let mut head = self.head.load(Ordering::Relaxed);
+        let mut drained = 0;
+        while drained < max {
+            let slot = &self.slots[head & self.mask];
+            // Acquire: pairs with the producer's Release store of `pos + 1`.
+            if slot.seq.load(Ordering::Acquire) != head.wrapping_add(1) {
+                break;
+            }
+            // SAFETY: seq == head + 1 means the producer of `head` finished
+            // its write and no producer may touch the slot until we store
+            // `head + capacity` below; we are the only consumer (`draining`).
+            let sample = slot.sample.with(|ptr| unsafe { *ptr });
+            // Release: pairs with the producers' Acquire load in `push`; the
+            // read above happens before the slot is reused.
+            slot.seq
+                .store(head.wrapping_add(self.capacity()), Ordering::Release);
+            head = head.wrapping_add(1);
+            drained += 1;
+            sink(sample);
+        }
+        // Release: readers of `len` only need a recent value; ordering with
+        // the slot stores is carried by each slot's own `seq`.
+        self.head.store(head, Ordering::Release);
+        // Release: pairs with the Acquire of the next drainer's CAS.
+        self.draining.store(0, Ordering::Release);
+        drained
+    }
+
+    /// Samples claimed but not yet drained (a racy figure, for utilisation).
+    pub fn len(&self) -> usize {
+        let tail = self.tail.load(Ordering::Relaxed) & !CLOSED;
+        let head = self.head.load(Ordering::Relaxed);
+        tail.wrapping_sub(head).min(self.capacity())
+    }
+
+    /// True when no sample is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the ring: no claim succeeds afterwards. Returns the final tail
+    /// position; every position below it was claimed and will be published.
+    pub fn close(&self) -> usize {
+        // SeqCst: part of the spill hand-shake (`Pipeline::spill` reads the
+        // bit with SeqCst after announcing itself); the returned tail is the
+        // final claim count.
+        self.tail.fetch_or(CLOSED, Ordering::SeqCst) & !CLOSED
+    }
+
+    /// True once [`Ring::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) & CLOSED != 0
+    }
+
+    /// [`Ring::is_closed`] with SeqCst, for the spill hand-shake: pairs with
+    /// the SeqCst counter of producers inside a spill (see `Pipeline::spill`).
+    pub(crate) fn is_closed_seqcst(&self) -> bool {
+        self.tail.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// Position of the next sample the consumer will read.
+    pub fn head(&self) -> usize {
+        self.head.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,216 @@
+//! What the engine knows at one instant: every series' estimate, and the
+//! engine's own figures.
+//!
+//! Values are cumulative since the engine was installed. A snapshot is a
+//! copy: recording goes on while you read it, and the next snapshot may
+//! differ.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use hdrhistogram::Histogram;
+
+use crate::cell::Kind;
+use crate::handle::Labels;
+use crate::stats::Stats;
+
+/// An estimated total with its standard error.
+///
+/// For a sampled series, `value` is the Horvitz–Thompson estimate Σ v/p over
+/// the samples and `std_error` the square root of its unbiased variance
+/// estimate Σ v²(1−p)/p². The interval `value ± 1.96·std_error` covers the
+/// true total about 95 % of the time. For an exact series `std_error` is 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Estimate {
+    /// The estimate.
+    pub value: f64,
+    /// Its standard error.
+    pub std_error: f64,
+    /// True when every call was recorded (no sampling involved).
+    pub exact: bool,
+}
+
+impl Estimate {
+    /// `value ± z·std_error`.
+    pub fn interval(&self, z: f64) -> (f64, f64) {
+        (
+            self.value - z * self.std_error,
+            self.value + z * self.std_error,
+        )
+    }
+}
+
+/// A histogram series.
+#[derive(Clone, Debug)]
+pub struct HistogramSnapshot {
+    /// Estimated number of values recorded.
+    pub count: Estimate,
+    /// Estimated sum of the values recorded.
+    pub sum: Estimate,
+    /// Smallest value seen among recorded samples; the true minimum only if
+    /// `min_max_exact`.
+    pub min: Option<f64>,
+    /// Largest value seen among recorded samples; the true maximum only if
+    /// `min_max_exact`.
+    pub max: Option<f64>,
+    /// True when every call of this series was recorded, so `min`/`max` are
+    /// the true extremes.
+    pub min_max_exact: bool,
+    /// Samples behind the estimates (drained and spilled).
+    pub samples: u64,
+    /// The weighted distribution (each sample counted ≈ 1/p times), in units
+    /// of `resolution`.
+    pub(crate) distribution: Arc<Histogram<u64>>,
+    /// Value of one unit of `distribution`.
+    pub(crate) resolution: f64,
+}
+
+impl HistogramSnapshot {
+    /// The estimated `q`-quantile (`q` in `[0, 1]`) of the recorded values,
+    /// from the weighted distribution; `None` when nothing was recorded.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.distribution.is_empty() || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        Some(self.distribution.value_at_quantile(q) as f64 * self.resolution)
+    }
+
+    /// Estimated count of recorded values `<= bound`, from the weighted
+    /// distribution scaled to `count` (spilled samples, which have no place
+    /// in the distribution, are spread in proportion).
+    pub fn count_at_or_below(&self, bound: f64) -> f64 {
+        let total = self.distribution.len();
+        if total == 0 || bound < 0.0 {
+            return 0.0;
+        }
+        let units = (bound / self.resolution).floor();
+        let below = if units >= self.distribution.max() as f64 {
+            total
+        } else {
+            self.distribution.count_between(0, units as u64)
+        };
+        self.count.value * below as f64 / total as f64
+    }
+
+    /// The weighted distribution and the value of one of its units, for
+    /// exporters that re-bucket it.
+    pub fn distribution(&self) -> (&Histogram<u64>, f64) {
+        (&self.distribution, self.resolution)
+    }
+
+    /// Mean of the recorded values (`sum / count`), if any.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count.value > 0.0).then(|| self.sum.value / self.count.value)
+    }
+}
+
+/// The data of one series.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum MetricValue {
+    /// A counter's estimated total.
+    Counter(Estimate),
+    /// An up-down counter's estimated total.
+    UpDown(Estimate),
+    /// A gauge's last value.
+    Gauge(f64),
+    /// A histogram.
+    Histogram(HistogramSnapshot),
+}
+
+/// One series in a snapshot.
+#[derive(Clone, Debug)]
+pub struct SeriesSnapshot {
+    /// Metric name.
+    pub name: Arc<str>,
+    /// Labels, sorted by key.
+    pub labels: Labels,
+    /// Its data.
+    pub value: MetricValue,
+}
+
+impl SeriesSnapshot {
+    /// The instrument kind.
+    pub fn kind(&self) -> Kind {
+        match self.value {
+            MetricValue::Counter(_) => Kind::Counter,
+            MetricValue::UpDown(_) => Kind::UpDown,
+            MetricValue::Gauge(_) => Kind::Gauge,
+            MetricValue::Histogram(_) => Kind::Histogram,
+        }
+    }
+
+    /// The value of label `key`, if present.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+}
+
+/// Every series and the engine's figures at one instant.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The series, user metrics first, then the engine's own `hotmetrics.*`.
+    pub series: Vec<SeriesSnapshot>,
+    /// The engine's own figures.
+    pub stats: Stats,
+    /// When the engine was installed (start of cumulative values).
+    pub start_time: SystemTime,
+    /// When this snapshot was taken.
+    pub time: SystemTime,
+}
+
+impl Snapshot {
+    /// Series named `name` whose labels include all of `labels`.
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
+        self.series.iter().filter(move |series| {
+            &*series.name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| series.label(key) == Some(*value))
+        })
+    }
+
+    /// The counter or up-down counter `name` (labels exactly `labels`).
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<Estimate> {
+        self.exact_labels(name, labels)
+            .and_then(|series| match series.value {
+                MetricValue::Counter(estimate) | MetricValue::UpDown(estimate) => Some(estimate),
+                _ => None,
+            })
+    }
+
+    /// The gauge `name` (labels exactly `labels`).
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.exact_labels(name, labels)
+            .and_then(|series| match series.value {
+                MetricValue::Gauge(value) => Some(value),
+                _ => None,
+            })
+    }
+
+    /// The histogram `name` (labels exactly `labels`).
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<&HistogramSnapshot> {
+        self.exact_labels(name, labels)
+            .and_then(|series| match &series.value {
+                MetricValue::Histogram(histogram) => Some(histogram),
+                _ => None,
+            })
+    }
+
+    fn exact_labels(&self, name: &str, labels: &[(&str, &str)]) -> Option<&SeriesSnapshot> {
+        self.series.iter().find(|series| {
+            &*series.name == name
+                && series.labels.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(key, value)| series.label(key) == Some(*value))
+        })
+    }
+}

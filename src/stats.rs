@@ -1,0 +1,141 @@
+//! The engine's own figures, read with `engine.stats()` and exported as
+//! `hotmetrics.*` series with every snapshot.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// State of an exporter's circuit breaker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CircuitState {
+    /// Exports flow normally.
+    #[default]
+    Closed,
+    /// Repeated failures: exports are skipped until a probe is due.
+    Open,
+    /// One probe export is allowed to test the backend.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// `closed`, `open` or `half_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => CircuitState::Open,
+            2 => CircuitState::HalfOpen,
+            _ => CircuitState::Closed,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            CircuitState::Closed => 0,
+            CircuitState::Open => 1,
+            CircuitState::HalfOpen => 2,
+        }
+    }
+}
+
+/// The engine's figures at one instant.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Samples drained from the rings and aggregated.
+    pub samples_recorded: u64,
+    /// Samples a full ring refused; their weighted values went to the spill
+    /// accumulators (still counted in estimates).
+    pub samples_dropped: u64,
+    /// Exact calls recorded straight into their series (critical and
+    /// `never_sample` counters).
+    pub exact_calls: u64,
+    /// Values refused: NaN, ±∞, negative counter increments, histogram
+    /// values outside the tracked range.
+    pub values_rejected: u64,
+    /// Label sets routed to an overflow series by the cardinality limit.
+    pub series_overflowed: u64,
+    /// Sample rate in force now.
+    pub sample_rate: f64,
+    /// Times the controller changed the rate.
+    pub rate_changes: u64,
+    /// Peak ring fill (0–1) over the last control period.
+    pub ring_utilisation: f64,
+    /// Drain passes that found at least one sample.
+    pub drain_batches: u64,
+    /// Time spent draining, in total.
+    pub drain_time: Duration,
+    /// Successful exports.
+    pub exports_ok: u64,
+    /// Failed exports.
+    pub exports_failed: u64,
+    /// Snapshots not handed to an exporter because it was still busy with
+    /// the previous one (cumulative values: nothing is lost).
+    pub exports_skipped: u64,
+    /// Exporter panics caught by the engine.
+    pub exporter_panics: u64,
+    /// Circuit state of the exporters (the worst one).
+    pub circuit: CircuitState,
+    /// The most recent export error, if any.
+    pub last_export_error: Option<String>,
+}
+
+/// Figures written by the flusher and export threads.
+#[derive(Debug, Default)]
+pub(crate) struct SharedStats {
+    pub(crate) samples_recorded: AtomicU64,
+    pub(crate) rate_changes: AtomicU64,
+    pub(crate) utilisation_bits: AtomicU64,
+    pub(crate) drain_batches: AtomicU64,
+    pub(crate) drain_time_ns: AtomicU64,
+    pub(crate) exports_ok: AtomicU64,
+    pub(crate) exports_failed: AtomicU64,
+    pub(crate) exports_skipped: AtomicU64,
+    pub(crate) exporter_panics: AtomicU64,
+    pub(crate) circuit: AtomicU8,
+    pub(crate) last_export_error: Mutex<Option<String>>,
+}
+
+impl SharedStats {
+    pub(crate) fn set_utilisation(&self, value: f64) {
+        self.utilisation_bits
+            .store(value.to_bits(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_circuit(&self, state: CircuitState) {
+        self.circuit.store(state.to_u8(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_error(&self, message: String) {
+        *self
+            .last_export_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(message);
+    }
+
+    /// Fills the fields this struct owns.
+    pub(crate) fn fill(&self, stats: &mut Stats) {
+        stats.samples_recorded = self.samples_recorded.load(Ordering::Relaxed);
+        stats.rate_changes = self.rate_changes.load(Ordering::Relaxed);
+        stats.ring_utilisation = f64::from_bits(self.utilisation_bits.load(Ordering::Relaxed));
+        stats.drain_batches = self.drain_batches.load(Ordering::Relaxed);
+        stats.drain_time = Duration::from_nanos(self.drain_time_ns.load(Ordering::Relaxed));
+        stats.exports_ok = self.exports_ok.load(Ordering::Relaxed);
+        stats.exports_failed = self.exports_failed.load(Ordering::Relaxed);
+        stats.exports_skipped = self.exports_skipped.load(Ordering::Relaxed);
+        stats.exporter_panics = self.exporter_panics.load(Ordering::Relaxed);
+        stats.circuit = CircuitState::from_u8(self.circuit.load(Ordering::Relaxed));
+        stats.last_export_error = self
+            .last_export_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+    }
+}

@@ -1,0 +1,124 @@
+//! The one place atomics, cells and spin hints come from.
+//!
+//! Under `--cfg loom` every primitive here is loom's, so `loom_tests/` checks
+//! the ring, the spill accumulators and the rate cell exactly as they ship.
+//! Two deliberate exceptions use `std` directly and say so where they do:
+//! `static` items (the callsite cache, the installed-engine slot), because
+//! loom atomics cannot be constructed in a `static`, and the thread-local
+//! sampler, which holds only `Cell`s and is model-checked as an instance.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// An `UnsafeCell` whose contents are only reachable through closures, the
+/// shape loom needs to track every access.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a shared raw pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a mutable raw pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// Called inside every bounded retry loop. Under loom the scheduler is not
+/// fair, so a retry must yield or the model never lets the other thread run.
+#[inline(always)]
+pub(crate) fn spin_hint() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
+
+/// An `f64` stored as its bits in an [`AtomicU64`], with a CAS-loop add.
+///
+/// Used only off the unsampled path: spill accumulators (ring full), exact
+/// float counters (critical calls) and gauges.
+#[derive(Debug)]
+pub(crate) struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    pub(crate) fn new(value: f64) -> Self {
+        Self(AtomicU64::new(value.to_bits()))
+    }
+
+    pub(crate) fn load(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn store(&self, value: f64) {
+        self.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Adds `delta`; lock-free (some caller always succeeds), never blocks.
+    pub(crate) fn add(&self, delta: f64) {
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            let next = (f64::from_bits(current) + delta).to_bits();
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(seen) => {
+                    current = seen;
+                    spin_hint();
+                }
+            }
+        }
+    }
+
+    /// Lowers the stored value to `value` if `value` is smaller.
+    pub(crate) fn fetch_min(&self, value: f64) {
+        self.update_if(value, |old| value < old);
+    }
+
+    /// Raises the stored value to `value` if `value` is larger.
+    pub(crate) fn fetch_max(&self, value: f64) {
+        self.update_if(value, |old| value > old);
+    }
+
+    fn update_if(&self, value: f64, better: impl Fn(f64) -> bool) {
+        let mut current = self.0.load(Ordering::Relaxed);
+        while better(f64::from_bits(current)) {
+            match self.0.compare_exchange_weak(
+                current,
+                value.to_bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => {
+                    current = seen;
+                    spin_hint();
+                }
+            }
+        }
+    }
+
+    /// Replaces the value, returning the old one.
+    pub(crate) fn swap(&self, value: f64) -> f64 {
+        f64::from_bits(self.0.swap(value.to_bits(), Ordering::Relaxed))
+    }
+}
