@@ -134,3 +134,8 @@ pub mod loom_api {
         }
     }
 }
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,6 @@
+//! The crate's tests. They live under `src/` (the repository's top level
+//! holds only the crate, benches, loom models and examples) and drive the
+//! public API as a user would; `crate::test_support::engine_lock` keeps
+//! engine installs from overlapping.
+
+mod engine;
