@@ -256,6 +256,7 @@ pub(crate) fn configure(never_sample: &[String], cardinality_limit: usize) {
     let mut registry = registry();
     registry.never_sample = never_sample.to_vec();
     registry.cardinality_limit = cardinality_limit;
+    registry.overflowed = 0;
     for index in 0..registry.series.len() {
         let info = &registry.series[index];
         let flags = if registry.exact_by_name(&info.name) {

@@ -303,6 +303,23 @@ impl Engine {
             .map_or(0.0, |shared| f64::from(shared.pipeline.rate.rate()))
     }
 
+    /// Publishes a new sample rate now. With the adaptive controller on, the
+    /// controller may change it again at its next period.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`](crate::ConfigError) unless `rate` is in `(0, 1]`.
+    pub fn set_sample_rate(&self, rate: f64) -> Result<(), crate::ConfigError> {
+        if !(rate > 0.0 && rate <= 1.0) {
+            return Err(crate::ConfigError::new("sample_rate", rate, "a number in (0, 1]"));
+        }
+        if let Some(shared) = &self.shared {
+            shared.pipeline.rate.publish(rate as f32);
+            shared.stats.rate_changes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// True when the engine was built disabled.
     pub fn is_disabled(&self) -> bool {
         self.shared.is_none()

@@ -3,4 +3,6 @@
 //! public API as a user would; `crate::test_support::engine_lock` keeps
 //! engine installs from overlapping.
 
+mod config;
 mod engine;
+mod sampling;
