@@ -17,10 +17,26 @@ fn builder_values_out_of_range_are_errors() {
     let cases: Vec<(crate::Builder, &str, &str)> = vec![
         (Engine::builder().sample_rate(0.0), "sample_rate", "0"),
         (Engine::builder().sample_rate(1.5), "sample_rate", "1.5"),
-        (Engine::builder().sample_rate(f64::NAN), "sample_rate", "NaN"),
-        (Engine::builder().rate_bounds(0.2, 0.1), "rate_bounds", "(0.2, 0.1)"),
-        (Engine::builder().rate_bounds(0.0, 0.1), "rate_bounds.min", "0"),
-        (Engine::builder().rate_bounds(0.01, 2.0), "rate_bounds.max", "2"),
+        (
+            Engine::builder().sample_rate(f64::NAN),
+            "sample_rate",
+            "NaN",
+        ),
+        (
+            Engine::builder().rate_bounds(0.2, 0.1),
+            "rate_bounds",
+            "(0.2, 0.1)",
+        ),
+        (
+            Engine::builder().rate_bounds(0.0, 0.1),
+            "rate_bounds.min",
+            "0",
+        ),
+        (
+            Engine::builder().rate_bounds(0.01, 2.0),
+            "rate_bounds.max",
+            "2",
+        ),
         (
             Engine::builder().sample_rate(0.5).rate_bounds(0.01, 0.15),
             "sample_rate",
@@ -33,8 +49,16 @@ fn builder_values_out_of_range_are_errors() {
             "export_interval",
             "0s",
         ),
-        (Engine::builder().cardinality_limit(0), "cardinality_limit", "0"),
-        (Engine::builder().histogram_precision(6), "histogram_precision", "6"),
+        (
+            Engine::builder().cardinality_limit(0),
+            "cardinality_limit",
+            "0",
+        ),
+        (
+            Engine::builder().histogram_precision(6),
+            "histogram_precision",
+            "6",
+        ),
         (
             Engine::builder().histogram_resolution(-1.0),
             "histogram_resolution",
@@ -52,7 +76,10 @@ fn builder_values_out_of_range_are_errors() {
         assert_eq!(error.setting, setting, "{error}");
         assert_eq!(error.value, value, "{error}");
         let message = error.to_string();
-        assert!(message.contains(setting) && message.contains("expected"), "{message}");
+        assert!(
+            message.contains(setting) && message.contains("expected"),
+            "{message}"
+        );
     }
 }
 
@@ -76,7 +103,10 @@ fn environment_values_that_do_not_parse_are_errors() {
         assert_eq!(error.setting, key);
         assert_eq!(error.value, value);
         let message = error.to_string();
-        assert!(message.contains(key) && message.contains(value), "{message}");
+        assert!(
+            message.contains(key) && message.contains(value),
+            "{message}"
+        );
     }
     let crossed = Engine::builder()
         .from_vars([

@@ -70,7 +70,9 @@ fn critical_and_never_sample_are_exact_at_a_low_rate() {
             record!(critical updown: "crit.level", -1);
             record!(critical histogram: "crit.latency", 5.0);
             record!(counter: "audit.logins", 1);
-            crate::counter("audit.dynamic").with_labels(&[("k", "v")]).add(1u32);
+            crate::counter("audit.dynamic")
+                .with_labels(&[("k", "v")])
+                .add(1u32);
         }
     })
     .join()
@@ -81,7 +83,10 @@ fn critical_and_never_sample_are_exact_at_a_low_rate() {
     assert_eq!(exact("crit.level").value, -100_000.0);
     assert_eq!(exact("audit.logins").value, 100_000.0);
     assert_eq!(
-        snapshot.counter("audit.dynamic", &[("k", "v")]).unwrap().value,
+        snapshot
+            .counter("audit.dynamic", &[("k", "v")])
+            .unwrap()
+            .value,
         100_000.0
     );
     let latency = snapshot.histogram("crit.latency", &[]).unwrap();
@@ -102,7 +107,8 @@ fn gauges_static_labels_handles_and_timed() {
     record!(counter: "http.requests", 1, "status" => "200", "route" => "/api");
     record!(counter: "http.requests", 1, "route" => "/", "status" => "500");
     let route = String::from("/dyn");
-    let handle = crate::counter("http.requests").with_labels(&[("route", &route), ("status", "200")]);
+    let handle =
+        crate::counter("http.requests").with_labels(&[("route", &route), ("status", "200")]);
     handle.add(5u64);
     crate::gauge("temp").with_labels(&[("room", "a")]).set(21.5);
     crate::updown("conns").add(-4i64);
@@ -116,7 +122,10 @@ fn gauges_static_labels_handles_and_timed() {
     let root = [("route", "/"), ("status", "500")];
     assert_eq!(snapshot.counter("http.requests", &root).unwrap().value, 1.0);
     let dynamic = [("route", "/dyn"), ("status", "200")];
-    assert_eq!(snapshot.counter("http.requests", &dynamic).unwrap().value, 5.0);
+    assert_eq!(
+        snapshot.counter("http.requests", &dynamic).unwrap().value,
+        5.0
+    );
     assert_eq!(snapshot.gauge("temp", &[("room", "a")]), Some(21.5));
     assert_eq!(snapshot.counter("conns", &[]).unwrap().value, -4.0);
     assert_eq!(snapshot.histogram("sizes", &[]).unwrap().sum.value, 128.0);
@@ -166,7 +175,14 @@ fn no_engine_and_after_shutdown_are_no_ops() {
     .unwrap();
     let last = store.latest().expect("final export");
     assert_eq!(last.counter("lifecycle.during", &[]).unwrap().value, 1000.0);
-    assert_eq!(engine.snapshot().counter("lifecycle.during", &[]).unwrap().value, 1000.0);
+    assert_eq!(
+        engine
+            .snapshot()
+            .counter("lifecycle.during", &[])
+            .unwrap()
+            .value,
+        1000.0
+    );
     assert!(engine.shutdown().is_ok(), "a second shutdown is a no-op");
 }
 
@@ -264,7 +280,12 @@ fn invalid_names_and_kind_clashes_are_refused_at_registration() {
     }
     crate::counter("clash.metric").add(1u8);
     let error = crate::try_histogram("clash.metric").unwrap_err();
-    assert!(error.to_string().contains("already registered as a counter"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("already registered as a counter"),
+        "{error}"
+    );
     // The logging constructor gives a handle that ignores its calls.
     let ignored = crate::histogram("clash.metric");
     assert!(!ignored.is_registered());
@@ -326,8 +347,14 @@ fn short_lived_threads_are_all_counted_and_memory_stays_flat() {
     spawn_batch(1000);
     let after = rss_bytes().unwrap_or(0);
     let snapshot = engine.snapshot();
-    assert_eq!(snapshot.counter("churn.calls", &[]).unwrap().value, 120_000.0);
-    assert_eq!(snapshot.counter("churn.critical", &[]).unwrap().value, 120_000.0);
+    assert_eq!(
+        snapshot.counter("churn.calls", &[]).unwrap().value,
+        120_000.0
+    );
+    assert_eq!(
+        snapshot.counter("churn.critical", &[]).unwrap().value,
+        120_000.0
+    );
     let growth = after.saturating_sub(before);
     assert!(
         growth < 4 << 20,
@@ -418,7 +445,10 @@ fn engine_figures_are_exported_as_series() {
         assert!(snapshot.counter(name, &[]).is_some(), "{name}");
     }
     assert!(matches!(
-        snapshot.find("hotmetrics.ring_utilisation", &[]).next().map(|s| &s.value),
+        snapshot
+            .find("hotmetrics.ring_utilisation", &[])
+            .next()
+            .map(|s| &s.value),
         Some(MetricValue::Gauge(_))
     ));
     let stats = engine.stats();
@@ -452,9 +482,17 @@ fn a_panicking_exporter_does_not_take_the_engine_down() {
     assert!(stats.exporter_panics >= 1, "{stats:?}");
     assert!(stats.exports_ok >= 1);
     let outcome = engine.shutdown();
-    assert!(matches!(outcome, Err(crate::ShutdownError::ExportFailed { .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(crate::ShutdownError::ExportFailed { .. })),
+        "{outcome:?}"
+    );
     assert_eq!(
-        store.latest().unwrap().counter("panics.calls", &[]).unwrap().value,
+        store
+            .latest()
+            .unwrap()
+            .counter("panics.calls", &[])
+            .unwrap()
+            .value,
         1.0
     );
 }
@@ -479,5 +517,8 @@ fn a_blocked_exporter_makes_shutdown_time_out_not_hang() {
     let started = std::time::Instant::now();
     let outcome = engine.shutdown();
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(matches!(outcome, Err(crate::ShutdownError::ExportTimedOut { .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(crate::ShutdownError::ExportTimedOut { .. })),
+        "{outcome:?}"
+    );
 }
