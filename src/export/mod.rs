@@ -10,7 +10,15 @@
 //! Built in: [`Stdout`] (aligned table or JSON lines) and [`InMemory`] (for
 //! tests).
 
+mod env;
 mod in_memory;
+#[cfg(feature = "otlp")]
+pub mod otlp;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
+mod rebucket;
+mod select;
 mod stdout;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,6 +29,13 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 pub use in_memory::InMemory;
+#[cfg(feature = "otlp")]
+pub use otlp::Otlp;
+#[cfg(feature = "prometheus")]
+pub use self::prometheus::Prometheus;
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
+pub use rebucket::DEFAULT_BOUNDARIES;
+pub use select::{from_env, from_vars};
 pub use stdout::{Stdout, StdoutFormat};
 
 use crate::error::{ExportError, ShutdownError};

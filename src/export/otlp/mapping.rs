@@ -1,0 +1,415 @@
+//! From a [`Snapshot`] to an OTLP `ExportMetricsServiceRequest`.
+//!
+//! | hotmetrics | OTLP |
+//! |---|---|
+//! | counter | `Sum`, monotonic, cumulative (or delta) |
+//! | up-down counter | `Sum`, not monotonic, always cumulative |
+//! | gauge | `Gauge` |
+//! | histogram | explicit-bucket `Histogram` or base-2 `ExponentialHistogram` |
+//! | labels | attributes (`otel.metric.overflow` as a boolean) |
+//!
+//! Estimated values go out as doubles. Values of exact series (every call
+//! recorded) go out as integers where the point type has one and the value
+//! is whole. A histogram's min and max are sent only when they are exact;
+//! under delta temporality, only when the interval's extreme is known (the
+//! cumulative extreme moved during it). Series of one name share a
+//! `Metric`.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use super::exponential::{exponential_masses, scale_for_sigfig};
+use super::config::{Config, HistogramAggregation};
+use super::delta::{counter_delta, Baseline, DeltaState};
+use crate::export::rebucket::{explicit_masses, round_preserving_total};
+use crate::handle::Labels;
+use crate::registry::OVERFLOW_KEY;
+use crate::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot, Snapshot};
+
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn attributes(labels: &Labels) -> Vec<KeyValue> {
+    labels
+        .iter()
+        .map(|(key, value)| {
+            if &**key == OVERFLOW_KEY && &**value == "true" {
+                KeyValue {
+                    key: key.to_string(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::BoolValue(true)),
+                    }),
+                    ..Default::default()
+                }
+            } else {
+                string_attribute(key, value)
+            }
+        })
+        .collect()
+}
+
+/// An exact whole value as an integer, anything else as a double.
+fn number(estimate: &Estimate) -> number_data_point::Value {
+    let value = estimate.value;
+    if estimate.exact && value.fract() == 0.0 && value.abs() < 9.007_199_254_740_992e15 {
+        number_data_point::Value::AsInt(value as i64)
+    } else {
+        number_data_point::Value::AsDouble(value)
+    }
+}
+
+/// The time bounds of the points of one request.
+struct Times {
+    now: u64,
+    /// Start of cumulative points: the engine's start, stable.
+    cumulative_start: u64,
+    /// Start of delta points: the last accepted export.
+    delta_start: u64,
+}
+
+/// Builds requests for one exporter configuration.
+pub(crate) struct Mapper<'a> {
+    pub(crate) config: &'a Config,
+    /// `Some` under delta temporality.
+    pub(crate) delta: Option<&'a DeltaState>,
+}
+
+/// Metrics of a request, grouped by name in first-seen order.
+#[derive(Default)]
+struct Metrics {
+    list: Vec<(String, Data)>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Metrics {
+    /// The data of metric `name`, created by `empty` if new.
+    fn entry(&mut self, name: &str, empty: impl FnOnce() -> Data) -> &mut Data {
+        let index = match self.by_name.get(name) {
+            Some(index) => *index,
+            None => {
+                self.list.push((name.to_string(), empty()));
+                self.by_name.insert(name.to_string(), self.list.len() - 1);
+                self.list.len() - 1
+            }
+        };
+        &mut self.list[index].1
+    }
+
+    fn sum(&mut self, name: &str, monotonic: bool, temporality: i32, point: NumberDataPoint) {
+        let data = self.entry(name, || {
+            Data::Sum(Sum {
+                data_points: Vec::new(),
+                aggregation_temporality: temporality,
+                is_monotonic: monotonic,
+            })
+        });
+        if let Data::Sum(sum) = data {
+            sum.data_points.push(point);
+        }
+    }
+
+    fn gauge(&mut self, name: &str, point: NumberDataPoint) {
+        if let Data::Gauge(gauge) = self.entry(name, || Data::Gauge(Gauge::default())) {
+            gauge.data_points.push(point);
+        }
+    }
+
+    fn into_metrics(self) -> Vec<Metric> {
+        self.list
+            .into_iter()
+            .map(|(name, data)| Metric {
+                name,
+                data: Some(data),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
+impl Mapper<'_> {
+    /// The whole request for `snapshot`.
+    pub(crate) fn request(&self, snapshot: &Snapshot) -> ExportMetricsServiceRequest {
+        let times = Times {
+            now: nanos(snapshot.time),
+            cumulative_start: nanos(snapshot.start_time),
+            delta_start: nanos(
+                self.delta
+                    .map_or(snapshot.start_time, |state| state.start_time(snapshot)),
+            ),
+        };
+        let mut metrics = Metrics::default();
+        for series in &snapshot.series {
+            self.series(&mut metrics, series, &times);
+        }
+        let resource = Resource {
+            attributes: self
+                .config
+                .resource
+                .attributes
+                .iter()
+                .map(|(key, value)| string_attribute(key, value))
+                .collect(),
+            ..Default::default()
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(resource),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "hotmetrics".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    metrics: metrics.into_metrics(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn baseline(&self, series: &SeriesSnapshot) -> Option<&Baseline> {
+        self.delta
+            .and_then(|state| state.baseline(&series.name, &series.labels))
+    }
+
+    fn series(&self, metrics: &mut Metrics, series: &SeriesSnapshot, times: &Times) {
+        let delta = self.delta.is_some();
+        let temporality = if delta {
+            AggregationTemporality::Delta as i32
+        } else {
+            AggregationTemporality::Cumulative as i32
+        };
+        let cumulative = AggregationTemporality::Cumulative as i32;
+        let start = if delta {
+            times.delta_start
+        } else {
+            times.cumulative_start
+        };
+        let point = |start: u64, value: number_data_point::Value| NumberDataPoint {
+            attributes: attributes(&series.labels),
+            start_time_unix_nano: start,
+            time_unix_nano: times.now,
+            value: Some(value),
+            ..Default::default()
+        };
+        match &series.value {
+            MetricValue::Counter(estimate) => {
+                let value = match self.baseline(series) {
+                    Some(Baseline::Counter(accepted)) => counter_delta(estimate, Some(accepted)),
+                    _ => *estimate,
+                };
+                metrics.sum(&series.name, true, temporality, point(start, number(&value)));
+                self.std_error(metrics, series, &series.name, &value, times);
+            }
+            MetricValue::UpDown(estimate) => {
+                // Up-down counters stay cumulative under every preference.
+                let point = point(times.cumulative_start, number(estimate));
+                metrics.sum(&series.name, false, cumulative, point);
+                self.std_error(metrics, series, &series.name, estimate, times);
+            }
+            MetricValue::Gauge(value) => {
+                let point = point(0, number_data_point::Value::AsDouble(*value));
+                metrics.gauge(&series.name, point);
+            }
+            MetricValue::Histogram(histogram) => {
+                let accepted = match self.baseline(series) {
+                    Some(Baseline::Histogram(accepted)) => Some(accepted),
+                    _ => None,
+                };
+                let view = HistogramView::new(histogram, accepted, delta);
+                let attrs = attributes(&series.labels);
+                match self.config.histogram {
+                    HistogramAggregation::ExplicitBucket => {
+                        let bounds = self.config.boundaries_for(&series.name);
+                        let point = view.explicit(bounds, attrs, start, times.now);
+                        let data = metrics.entry(&series.name, || {
+                            Data::Histogram(Histogram {
+                                data_points: Vec::new(),
+                                aggregation_temporality: temporality,
+                            })
+                        });
+                        if let Data::Histogram(h) = data {
+                            h.data_points.push(point);
+                        }
+                    }
+                    HistogramAggregation::Base2Exponential => {
+                        let max_buckets = self.config.max_exponential_buckets;
+                        let point = view.exponential(max_buckets, attrs, start, times.now);
+                        let data = metrics.entry(&series.name, || {
+                            Data::ExponentialHistogram(ExponentialHistogram {
+                                data_points: Vec::new(),
+                                aggregation_temporality: temporality,
+                            })
+                        });
+                        if let Data::ExponentialHistogram(h) = data {
+                            h.data_points.push(point);
+                        }
+                    }
+                }
+                let count_name = format!("{}.count", series.name);
+                let sum_name = format!("{}.sum", series.name);
+                self.std_error(metrics, series, &count_name, &view.count, times);
+                self.std_error(metrics, series, &sum_name, &view.sum, times);
+            }
+        }
+    }
+
+    /// The gauge `<base>.std_error` for an estimated value, when asked for.
+    fn std_error(
+        &self,
+        metrics: &mut Metrics,
+        series: &SeriesSnapshot,
+        base: &str,
+        estimate: &Estimate,
+        times: &Times,
+    ) {
+        if !self.config.std_error_gauges || estimate.exact {
+            return;
+        }
+        metrics.gauge(
+            &format!("{base}.std_error"),
+            NumberDataPoint {
+                attributes: attributes(&series.labels),
+                time_unix_nano: times.now,
+                value: Some(number_data_point::Value::AsDouble(estimate.std_error)),
+                ..Default::default()
+            },
+        );
+    }
+}
+
+/// A histogram as one point will show it: cumulative, or the difference
+/// from the accepted baseline.
+struct HistogramView<'a> {
+    current: &'a HistogramSnapshot,
+    accepted: Option<&'a HistogramSnapshot>,
+    count: Estimate,
+    sum: Estimate,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl<'a> HistogramView<'a> {
+    fn new(
+        current: &'a HistogramSnapshot,
+        accepted: Option<&'a HistogramSnapshot>,
+        delta: bool,
+    ) -> Self {
+        let exact = current.min_max_exact;
+        let (mut min, mut max) = if exact {
+            (current.min, current.max)
+        } else {
+            (None, None)
+        };
+        if let (true, Some(accepted)) = (delta, accepted) {
+            // The interval's extreme is known only if the cumulative one
+            // moved during it.
+            min = min.filter(|now| accepted.min.is_none_or(|before| *now < before));
+            max = max.filter(|now| accepted.max.is_none_or(|before| *now > before));
+        }
+        let (count, sum) = match accepted {
+            Some(accepted) => (
+                counter_delta(&current.count, Some(&accepted.count)),
+                counter_delta(&current.sum, Some(&accepted.sum)),
+            ),
+            None => (current.count, current.sum),
+        };
+        Self {
+            current,
+            accepted,
+            count,
+            sum,
+            min,
+            max,
+        }
+    }
+
+    fn explicit(
+        &self,
+        bounds: &[f64],
+        attributes: Vec<KeyValue>,
+        start: u64,
+        now: u64,
+    ) -> HistogramDataPoint {
+        let mut masses = explicit_masses(self.current, bounds);
+        if let Some(accepted) = self.accepted {
+            for (mass, before) in masses.iter_mut().zip(explicit_masses(accepted, bounds)) {
+                *mass -= before;
+            }
+        }
+        let (bucket_counts, count) = round_preserving_total(&masses);
+        HistogramDataPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            count,
+            sum: Some(self.sum.value),
+            bucket_counts,
+            explicit_bounds: bounds.to_vec(),
+            min: self.min.filter(|_| count > 0),
+            max: self.max.filter(|_| count > 0),
+            ..Default::default()
+        }
+    }
+
+    fn exponential(
+        &self,
+        max_buckets: usize,
+        attributes: Vec<KeyValue>,
+        start: u64,
+        now: u64,
+    ) -> ExponentialHistogramDataPoint {
+        let scale = scale_for_sigfig(self.current.distribution().0.sigfig());
+        let mut masses = exponential_masses(self.current, scale);
+        if let Some(accepted) = self.accepted {
+            masses = masses.minus(&exponential_masses(accepted, scale));
+        }
+        let masses = masses.fit(max_buckets);
+        let (offset, dense) = masses.dense();
+        let mut all = Vec::with_capacity(dense.len() + 1);
+        all.push(masses.zero);
+        all.extend(dense);
+        let (mut rounded, count) = round_preserving_total(&all);
+        let zero_count = rounded.remove(0);
+        ExponentialHistogramDataPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            count,
+            sum: Some(self.sum.value),
+            scale: masses.scale,
+            zero_count,
+            positive: Some(Buckets {
+                offset,
+                bucket_counts: rounded,
+            }),
+            negative: None,
+            min: self.min.filter(|_| count > 0),
+            max: self.max.filter(|_| count > 0),
+            zero_threshold: 0.0,
+            ..Default::default()
+        }
+    }
+}

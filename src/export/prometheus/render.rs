@@ -1,0 +1,328 @@
+//! Snapshot → Prometheus text exposition format 0.0.4, or OpenMetrics 1.0.
+//!
+//! | hotmetrics | Prometheus |
+//! |---|---|
+//! | counter | `counter`, sample `<name>_total` |
+//! | up-down counter, gauge | `gauge` |
+//! | histogram | `histogram`: cumulative `_bucket{le=…}`, `_sum`, `_count` |
+//!
+//! Names are sanitised to `[a-zA-Z_:][a-zA-Z0-9_:]*` (every other
+//! character becomes `_`, runs of `_` collapse, a leading digit gets a `_`
+//! prefix); label names to `[a-zA-Z_][a-zA-Z0-9_]*` (a leading digit or
+//! `__` gets a `key_` prefix), and two labels that sanitise to the same name
+//! have their values joined with `;`. Two metrics whose families collide
+//! after sanitising keep the first one; the other is left out and logged
+//! once. Bucket counts are the estimated counts rounded so they sum
+//! exactly to `_count`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use crate::export::rebucket::{explicit_masses, round_preserving_total};
+use crate::handle::Labels;
+use crate::snapshot::{Estimate, MetricValue, Snapshot};
+
+/// Which exposition format to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PrometheusFormat {
+    /// Text exposition format 0.0.4 (`text/plain; version=0.0.4`).
+    Text,
+    /// OpenMetrics 1.0 (`application/openmetrics-text; version=1.0.0`).
+    OpenMetrics,
+}
+
+impl PrometheusFormat {
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PrometheusFormat::Text => "text/plain; version=0.0.4; charset=utf-8",
+            PrometheusFormat::OpenMetrics => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            }
+        }
+    }
+}
+
+/// Rendering settings.
+#[derive(Clone, Debug)]
+pub(crate) struct RenderOptions {
+    pub(crate) boundaries: HashMap<String, Vec<f64>>,
+    pub(crate) default_boundaries: Vec<f64>,
+    pub(crate) std_error_gauges: bool,
+    /// Resource attributes for `target_info`; empty for none.
+    pub(crate) target_info: Vec<(String, String)>,
+}
+
+/// Sanitises a metric name.
+pub(crate) fn metric_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    for c in name.chars() {
+        let keep = c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        let c = if keep { c } else { '_' };
+        if c == '_' && out.ends_with('_') {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Sanitises a label name.
+pub(crate) fn label_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) || out.starts_with("__") {
+        out.insert_str(0, "key_");
+    }
+    out
+}
+
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A sample value: integers without a fraction, large or tiny values with
+/// an exponent, and `NaN`/`+Inf`/`-Inf`.
+pub(crate) fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else if value != 0.0 && (value.abs() >= 1e15 || value.abs() < 1e-4) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
+/// An `le` value: OpenMetrics wants the canonical float form (`5.0`).
+fn le_value(bound: f64, format: PrometheusFormat) -> String {
+    let text = number(bound);
+    let needs_point = format == PrometheusFormat::OpenMetrics
+        && bound.is_finite()
+        && !text.contains(['.', 'e']);
+    if needs_point {
+        format!("{text}.0")
+    } else {
+        text
+    }
+}
+
+/// The `{…}` part, with an optional extra label (for `le`).
+fn label_set(labels: &Labels, extra: Option<(&str, &str)>) -> String {
+    // Sanitised name → values in original-key order (labels come sorted).
+    let mut merged: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (key, value) in labels.iter() {
+        merged.entry(label_name(key)).or_default().push(value);
+    }
+    if merged.is_empty() && extra.is_none() {
+        return String::new();
+    }
+    let mut out = String::from("{");
+    for (index, (name, values)) in merged.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{name}=\"");
+        escape_label_value(&mut out, &values.join(";"));
+        out.push('"');
+    }
+    if let Some((name, value)) = extra {
+        if !merged.is_empty() {
+            out.push(',');
+        }
+        let _ = write!(out, "{name}=\"{value}\"");
+    }
+    out.push('}');
+    out
+}
+
+/// One metric family being written.
+struct Family {
+    kind: &'static str,
+    /// The name the metric had, to detect collisions.
+    source: String,
+    lines: String,
+}
+
+/// Families in first-seen order.
+#[derive(Default)]
+struct Families {
+    order: Vec<String>,
+    by_name: HashMap<String, Family>,
+    /// Metric names left out because their family name was taken.
+    collisions: Vec<String>,
+}
+
+impl Families {
+    /// The lines of family `name`, or `None` if another metric owns it.
+    fn lines(&mut self, name: &str, kind: &'static str, source: &str) -> Option<&mut String> {
+        if !self.by_name.contains_key(name) {
+            self.order.push(name.to_string());
+            self.by_name.insert(
+                name.to_string(),
+                Family {
+                    kind,
+                    source: source.to_string(),
+                    lines: String::new(),
+                },
+            );
+        }
+        let family = self.by_name.get_mut(name)?;
+        if family.kind != kind || family.source != source {
+            if !self.collisions.iter().any(|seen| seen == source) {
+                self.collisions.push(source.to_string());
+            }
+            return None;
+        }
+        Some(&mut family.lines)
+    }
+}
+
+/// Renders `snapshot`; also returns the metric names left out by a name
+/// collision.
+pub(crate) fn render(
+    snapshot: Option<&Snapshot>,
+    options: &RenderOptions,
+    format: PrometheusFormat,
+) -> (String, Vec<String>) {
+    let mut families = Families::default();
+    if !options.target_info.is_empty() {
+        let labels: Labels = options
+            .target_info
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect::<Vec<_>>()
+            .into();
+        let kind = match format {
+            PrometheusFormat::Text => "gauge",
+            PrometheusFormat::OpenMetrics => "info",
+        };
+        if let Some(lines) = families.lines("target_info", kind, "target_info") {
+            let _ = writeln!(lines, "target_info{} 1", label_set(&labels, None));
+        }
+    }
+    for series in snapshot.map(|s| s.series.as_slice()).unwrap_or_default() {
+        let base = metric_name(&series.name);
+        let source = &*series.name;
+        match &series.value {
+            MetricValue::Counter(estimate) => {
+                let family = base.strip_suffix("_total").unwrap_or(&base).to_string();
+                if let Some(lines) = families.lines(&family, "counter", source) {
+                    let _ = writeln!(
+                        lines,
+                        "{family}_total{} {}",
+                        label_set(&series.labels, None),
+                        number(estimate.value)
+                    );
+                }
+                std_error(&mut families, options, &base, source, &series.labels, estimate);
+            }
+            MetricValue::UpDown(estimate) => {
+                if let Some(lines) = families.lines(&base, "gauge", source) {
+                    let _ = writeln!(
+                        lines,
+                        "{base}{} {}",
+                        label_set(&series.labels, None),
+                        number(estimate.value)
+                    );
+                }
+                std_error(&mut families, options, &base, source, &series.labels, estimate);
+            }
+            MetricValue::Gauge(value) => {
+                if let Some(lines) = families.lines(&base, "gauge", source) {
+                    let _ = writeln!(
+                        lines,
+                        "{base}{} {}",
+                        label_set(&series.labels, None),
+                        number(*value)
+                    );
+                }
+            }
+            MetricValue::Histogram(histogram) => {
+                let bounds = options
+                    .boundaries
+                    .get(source)
+                    .unwrap_or(&options.default_boundaries);
+                let (counts, total) = round_preserving_total(&explicit_masses(histogram, bounds));
+                if let Some(lines) = families.lines(&base, "histogram", source) {
+                    let mut cumulative = 0u64;
+                    for (bound, count) in bounds.iter().zip(&counts) {
+                        cumulative += count;
+                        let le = le_value(*bound, format);
+                        let labels = label_set(&series.labels, Some(("le", &le)));
+                        let _ = writeln!(lines, "{base}_bucket{labels} {cumulative}");
+                    }
+                    let labels = label_set(&series.labels, Some(("le", "+Inf")));
+                    let _ = writeln!(lines, "{base}_bucket{labels} {total}");
+                    let labels = label_set(&series.labels, None);
+                    let _ = writeln!(lines, "{base}_sum{labels} {}", number(histogram.sum.value));
+                    let _ = writeln!(lines, "{base}_count{labels} {total}");
+                }
+                let count_base = format!("{base}_count");
+                let sum_base = format!("{base}_sum");
+                std_error(&mut families, options, &count_base, source, &series.labels, &histogram.count);
+                std_error(&mut families, options, &sum_base, source, &series.labels, &histogram.sum);
+            }
+        }
+    }
+    let mut out = String::new();
+    for name in &families.order {
+        let Some(family) = families.by_name.get(name) else {
+            continue;
+        };
+        let type_name = match (format, family.kind) {
+            (PrometheusFormat::Text, "counter") => format!("{name}_total"),
+            // OpenMetrics names an info family without its `_info` suffix.
+            (PrometheusFormat::OpenMetrics, "info") => {
+                name.strip_suffix("_info").unwrap_or(name).to_string()
+            }
+            _ => name.clone(),
+        };
+        let _ = writeln!(out, "# TYPE {type_name} {}", family.kind);
+        out.push_str(&family.lines);
+    }
+    if format == PrometheusFormat::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    (out, families.collisions)
+}
+
+/// The gauge `<base>_std_error` of an estimated value, when asked for.
+fn std_error(
+    families: &mut Families,
+    options: &RenderOptions,
+    base: &str,
+    source: &str,
+    labels: &Labels,
+    estimate: &Estimate,
+) {
+    if !options.std_error_gauges || estimate.exact {
+        return;
+    }
+    let name = format!("{base}_std_error");
+    let owner = format!("{source} (std_error)");
+    if let Some(lines) = families.lines(&name, "gauge", &owner) {
+        let _ = writeln!(
+            lines,
+            "{name}{} {}",
+            label_set(labels, None),
+            number(estimate.std_error)
+        );
+    }
+}

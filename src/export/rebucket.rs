@@ -1,0 +1,171 @@
+//! Re-bucketing the engine's weighted HDR histograms into explicit
+//! buckets, shared by the OTLP and Prometheus exporters.
+//!
+//! Every histogram series holds a weighted hdrhistogram (each sample counted
+//! about 1/p times) whose total is scaled to the series' estimated count, so
+//! samples that spilled (counted, but without a place in the distribution)
+//! are spread in proportion. From it we compute fractional *masses* per
+//! bucket (and, for delta output, subtract the accepted masses) and only
+//! then round to the integers both formats require, with the
+//! largest-remainder method so the buckets sum exactly to the rounded count.
+//!
+//! A value is placed by the lowest value of its HDR bucket, so a value
+//! recorded exactly on a boundary (5.0 with bound 5) lands in the bucket
+//! that bound closes, as the `(lower, upper]` buckets of OpenTelemetry and
+//! Prometheus (`le`) want.
+
+use crate::snapshot::HistogramSnapshot;
+
+/// OpenTelemetry's default explicit bucket boundaries.
+pub const DEFAULT_BOUNDARIES: [f64; 15] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
+
+/// `(value, mass)` pairs: where the weight of a histogram sits.
+pub(crate) fn weighted_values(histogram: &HistogramSnapshot) -> Vec<(f64, f64)> {
+    let (distribution, resolution) = histogram.distribution();
+    let total = distribution.len();
+    let count = histogram.count.value.max(0.0);
+    if total == 0 {
+        // Everything spilled: the only place we know is the mean.
+        return match histogram.mean() {
+            Some(mean) if count > 0.0 => vec![(mean.max(0.0), count)],
+            _ => Vec::new(),
+        };
+    }
+    let scale = count / total as f64;
+    distribution
+        .iter_recorded()
+        .map(|step| {
+            let units = distribution.lowest_equivalent(step.value_iterated_to());
+            (
+                units as f64 * resolution,
+                step.count_at_value() as f64 * scale,
+            )
+        })
+        .collect()
+}
+
+/// Masses of `histogram` in the buckets `(-∞, b0], (b0, b1], …, (bn, +∞)`:
+/// `boundaries.len() + 1` entries.
+pub(crate) fn explicit_masses(histogram: &HistogramSnapshot, boundaries: &[f64]) -> Vec<f64> {
+    let mut masses = vec![0.0; boundaries.len() + 1];
+    for (value, mass) in weighted_values(histogram) {
+        let bucket = boundaries.partition_point(|bound| *bound < value);
+        masses[bucket] += mass;
+    }
+    masses
+}
+
+/// Rounds masses to integers summing to `round(Σ masses)` (negative or
+/// non-finite masses count as 0): floors, then the leftover units go to the
+/// largest remainders. Returns the counts and their total.
+pub(crate) fn round_preserving_total(masses: &[f64]) -> (Vec<u64>, u64) {
+    let clean: Vec<f64> = masses
+        .iter()
+        .map(|m| if m.is_finite() && *m > 0.0 { *m } else { 0.0 })
+        .collect();
+    let total = clean.iter().sum::<f64>().round() as u64;
+    let mut counts: Vec<u64> = clean.iter().map(|m| m.floor() as u64).collect();
+    let floored: u64 = counts.iter().sum();
+    let left = total.saturating_sub(floored) as usize;
+    if left > 0 {
+        let mut order: Vec<usize> = (0..clean.len()).collect();
+        order.sort_by(|a, b| {
+            let ra = clean[*a] - clean[*a].floor();
+            let rb = clean[*b] - clean[*b].floor();
+            rb.total_cmp(&ra).then(a.cmp(b))
+        });
+        // Σ remainders ≥ left, and each is < 1: `left` distinct buckets.
+        for index in order.into_iter().take(left) {
+            counts[index] += 1;
+        }
+    }
+    let sum = counts.iter().sum();
+    (counts, sum)
+}
+
+/// Test histograms.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::sync::Arc;
+
+    use hdrhistogram::Histogram;
+
+    use crate::snapshot::{Estimate, HistogramSnapshot};
+
+    /// A histogram holding `values`, each weighted `weight`, resolution
+    /// 0.001, three significant digits. Exact when `weight` is 1.
+    pub(crate) fn histogram(values: &[f64], weight: u64) -> HistogramSnapshot {
+        let mut distribution = Histogram::<u64>::new(3).expect("valid sigfig");
+        for value in values {
+            distribution
+                .record_n((value / 0.001).round() as u64, weight)
+                .expect("auto-resizing histogram");
+        }
+        let count = (values.len() as u64 * weight) as f64;
+        let sum = values.iter().sum::<f64>() * weight as f64;
+        let exact = weight == 1;
+        HistogramSnapshot {
+            count: Estimate {
+                value: count,
+                std_error: 0.0,
+                exact,
+            },
+            sum: Estimate {
+                value: sum,
+                std_error: 0.0,
+                exact,
+            },
+            min: values.iter().copied().reduce(f64::min),
+            max: values.iter().copied().reduce(f64::max),
+            min_max_exact: exact,
+            samples: values.len() as u64,
+            distribution: Arc::new(distribution),
+            resolution: 0.001,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::histogram;
+    use super::*;
+
+    #[test]
+    fn explicit_buckets_are_upper_inclusive() {
+        let h = histogram(&[0.0, 5.0, 5.5, 10.0, 10000.0, 20000.0], 1);
+        let masses = explicit_masses(&h, &[0.0, 5.0, 10.0, 10000.0]);
+        assert_eq!(masses, vec![1.0, 1.0, 2.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn weights_scale_to_the_estimated_count() {
+        let mut h = histogram(&[1.0, 100.0], 10);
+        // Two more spilled samples' worth of count, spread in proportion.
+        h.count.value = 24.0;
+        let masses = explicit_masses(&h, &[50.0]);
+        assert_eq!(masses, vec![12.0, 12.0]);
+    }
+
+    #[test]
+    fn spilled_histograms_use_the_mean() {
+        let mut h = histogram(&[], 1);
+        h.count.value = 4.0;
+        h.sum.value = 30.0;
+        let masses = explicit_masses(&h, &[5.0, 10.0]);
+        assert_eq!(masses, vec![0.0, 4.0, 0.0]);
+    }
+
+    #[test]
+    fn rounding_keeps_the_total() {
+        let (counts, total) = round_preserving_total(&[0.4, 0.4, 0.4, 1.8, -0.2]);
+        assert_eq!(total, 3);
+        assert_eq!(counts.iter().sum::<u64>(), 3);
+        assert_eq!(counts, vec![1, 0, 0, 2, 0]);
+        assert_eq!(round_preserving_total(&[]), (vec![], 0));
+        let (counts, total) = round_preserving_total(&[1.0 / 3.0; 9]);
+        assert_eq!((counts.iter().sum::<u64>(), total), (3, 3));
+    }
+}
