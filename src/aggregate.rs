@@ -177,6 +177,7 @@ impl Aggregator {
     /// exact totals and gauges.
     pub(crate) fn series_snapshot(&mut self) -> Vec<SeriesSnapshot> {
         self.sync();
+        let descriptions = registry::descriptions_now();
         let mut out = Vec::with_capacity(self.infos.len());
         for (info, agg) in self.infos.iter().zip(&self.series) {
             let cell = info.cell;
@@ -232,10 +233,13 @@ impl Aggregator {
                     })
                 }
             };
+            let declared = descriptions.get(&info.name);
             out.push(SeriesSnapshot {
                 name: info.name.clone(),
                 labels: info.labels.clone(),
                 value,
+                unit: declared.and_then(|declared| declared.unit.clone()),
+                description: declared.and_then(|declared| declared.description.clone()),
             });
         }
         out

@@ -69,6 +69,8 @@ mod flusher;
 mod global;
 mod handle;
 mod macros;
+#[cfg(feature = "otel-api")]
+pub mod otel;
 // Public items here are reached from `loom_api` under `--cfg loom`.
 #[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
 mod pipeline;

@@ -94,6 +94,58 @@ pub(crate) fn handle_sampled<V: Value>(cell: &'static SeriesCell, value: V) {
     sampled_slow(cell, value.to_f64());
 }
 
+/// Sample first, resolve later: the path of a call whose series is only
+/// known from arguments that are costly to look at (an OpenTelemetry
+/// attribute list).
+///
+/// An unsampled call is the countdown check alone: `resolve` is not called,
+/// so the arguments it captures are not hashed, sorted or copied. Only a
+/// call whose countdown ran out resolves its series, then goes through the
+/// same decision, validation and push as [`sampled_slow`]. The rare call
+/// that ends up not sampled after resolving (the first trial of a fresh
+/// thread) costs one wasted resolution, and no more.
+#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn sampled_resolving<V, F>(value: V, resolve: F)
+where
+    V: Value,
+    F: FnOnce() -> Option<&'static SeriesCell>,
+{
+    if SAMPLER.with(|sampler| sampler.skip()) {
+        return;
+    }
+    resolve_then_sample(value.to_f64(), resolve);
+}
+
+/// The cold half of [`sampled_resolving`].
+#[cold]
+#[inline(never)]
+fn resolve_then_sample<F>(value: f64, resolve: F)
+where
+    F: FnOnce() -> Option<&'static SeriesCell>,
+{
+    if !global::is_active() {
+        // No engine: do not pay for a lookup; check again in a while.
+        SAMPLER.with(|sampler| sampler.park());
+        return;
+    }
+    match resolve() {
+        Some(cell) => sampled_slow(cell, value),
+        // A refused series records nothing, but the countdown this call
+        // exhausted is shared by every metric of the thread: draw the next
+        // one as a sampled call would.
+        None => {
+            let guard = global::pipeline();
+            SAMPLER.with(|sampler| match guard.as_ref() {
+                Some(pipeline) => {
+                    let _ = sampler.decide(&pipeline.rate);
+                }
+                None => sampler.park(),
+            });
+        }
+    }
+}
+
 /// Exact, unresolved or disabled callsites.
 #[cold]
 #[inline(never)]

@@ -127,6 +127,12 @@ pub struct SeriesSnapshot {
     pub labels: Labels,
     /// Its data.
     pub value: MetricValue,
+    /// Unit the metric was declared with (OpenTelemetry instruments'
+    /// `with_unit`), for exporters; `None` when undeclared.
+    pub unit: Option<Arc<str>>,
+    /// Description the metric was declared with (OpenTelemetry instruments'
+    /// `with_description`), for exporters; `None` when undeclared.
+    pub description: Option<Arc<str>>,
 }
 
 impl SeriesSnapshot {

@@ -70,6 +70,9 @@ impl Shared {
 
     /// Builds a snapshot from the aggregator (drain first for freshness).
     pub(crate) fn snapshot(&self, aggregator: &mut Aggregator) -> Snapshot {
+        // Observed values (OpenTelemetry observable instruments) are
+        // recorded now, on this side, so they are in the series below.
+        registry::run_collectors();
         let mut series = aggregator.series_snapshot();
         let stats = self.stats_with(aggregator, &series);
         append_engine_series(&mut series, &stats);
@@ -170,6 +173,8 @@ fn append_engine_series(series: &mut Vec<SeriesSnapshot>, stats: &Stats) {
             name: Arc::from(name),
             labels: no_labels.clone(),
             value,
+            unit: None,
+            description: None,
         });
     }
 }
