@@ -1,0 +1,3 @@
+//! Placeholder until this bench lands.
+
+fn main() {}
