@@ -1,1 +1,195 @@
+//! Model checks of the concurrent pieces exactly as they ship (`crate::sync`
+//! maps to loom under `--cfg loom`).
+//!
+//! Run:
+//! `RUSTFLAGS="--cfg loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2
+//! CARGO_TARGET_DIR=target/loom cargo test --release --test loom`
+//!
+//! The models assert conservation, not timing: every accepted sample is
+//! drained exactly once, refused samples are handed back whole, no slot is
+//! read before it is published (a torn or early read shows as a sample whose
+//! fields disagree), spill folds are all accounted for, and a sampler's
+//! sample carries a rate that was really published.
 #![cfg(loom)]
+
+use std::collections::HashSet;
+
+use hotmetrics::loom_api::{sample, PushError, RateCell, Ring, Sample, Sampler, Spill};
+use loom::sync::Arc;
+use loom::thread;
+
+/// A sample whose three fields all encode the same tag, so a read of a
+/// half-written slot cannot pass `check`.
+fn tagged(tag: u32) -> Sample {
+    sample(tag, 1.0 / (tag as f32 + 1.0), f64::from(tag) * 10.0)
+}
+
+fn check(sample: &Sample) -> u32 {
+    let tag = sample.id.index() as u32;
+    assert_eq!(sample.inclusion_prob, 1.0 / (tag as f32 + 1.0), "torn read");
+    assert_eq!(sample.value, f64::from(tag) * 10.0, "torn read");
+    tag
+}
+
+/// Pushes `tags`, returning those the ring refused (full or contended).
+fn push_all(ring: &Ring, tags: &[u32]) -> Vec<u32> {
+    let mut refused = Vec::new();
+    for &tag in tags {
+        match ring.push(tagged(tag)) {
+            Ok(_) => {}
+            Err(PushError::Full(back)) | Err(PushError::Contended(back)) => {
+                refused.push(check(&back));
+            }
+            Err(PushError::Closed(_)) => panic!("ring closed unexpectedly"),
+        }
+    }
+    refused
+}
+
+fn assert_conserved(pushed: &[u32], drained: &[u32], refused: &[u32]) {
+    let mut seen = HashSet::new();
+    for tag in drained.iter().chain(refused) {
+        assert!(seen.insert(*tag), "sample {tag} accounted twice");
+    }
+    let all: HashSet<u32> = pushed.iter().copied().collect();
+    assert_eq!(seen, all, "every pushed sample drained or refused, once");
+}
+
+#[test]
+fn two_producers_and_the_consumer_wrap_a_two_slot_ring() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let producers: Vec<_> = [[0, 1], [2, 3]]
+            .into_iter()
+            .map(|tags| {
+                let ring = ring.clone();
+                thread::spawn(move || push_all(&ring, &tags))
+            })
+            .collect();
+        let mut drained = Vec::new();
+        for _ in 0..2 {
+            ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+            thread::yield_now();
+        }
+        let mut refused = Vec::new();
+        for producer in producers {
+            refused.extend(producer.join().unwrap());
+        }
+        ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+        assert_conserved(&[0, 1, 2, 3], &drained, &refused);
+        assert!(ring.is_empty());
+    });
+}
+
+#[test]
+fn three_producers_fill_the_ring_and_the_overflow_is_handed_back() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let producers: Vec<_> = (0..3u32)
+            .map(|tag| {
+                let ring = ring.clone();
+                thread::spawn(move || push_all(&ring, &[tag]))
+            })
+            .collect();
+        let mut drained = Vec::new();
+        ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+        let mut refused = Vec::new();
+        for producer in producers {
+            refused.extend(producer.join().unwrap());
+        }
+        ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+        assert_conserved(&[0, 1, 2], &drained, &refused);
+        // Three samples, two slots: if nothing was drained in between, one
+        // came back; either way none is lost.
+        assert!(refused.len() <= 1);
+    });
+}
+
+#[test]
+fn close_then_final_drain_takes_every_claimed_sample() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut accepted = Vec::new();
+                for tag in 0..2u32 {
+                    match ring.push(tagged(tag)) {
+                        Ok(_) => accepted.push(tag),
+                        Err(PushError::Closed(_)) => {}
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                accepted
+            })
+        };
+        let final_tail = ring.close();
+        let mut drained = Vec::new();
+        while ring.head() != final_tail {
+            ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+            thread::yield_now();
+        }
+        let accepted = producer.join().unwrap();
+        assert_eq!(drained, accepted, "exactly the accepted samples, in order");
+        assert!(ring.push(tagged(9)).is_err(), "closed rings refuse");
+    });
+}
+
+#[test]
+fn concurrent_spill_folds_and_takes_conserve_the_totals() {
+    loom::model(|| {
+        let spill = Arc::new(Spill::new());
+        let folders: Vec<_> = [0.5f32, 0.25]
+            .into_iter()
+            .map(|p| {
+                let spill = spill.clone();
+                thread::spawn(move || spill.fold(&sample(0, p, 2.0)))
+            })
+            .collect();
+        let first = spill.take();
+        for folder in folders {
+            folder.join().unwrap();
+        }
+        let rest = spill.take();
+        assert_eq!(first.samples + rest.samples, 2);
+        // Σ 1/p = 2 + 4 and Σ v/p = 4 + 8, whichever take saw each fold.
+        assert_eq!(first.weight + rest.weight, 6.0);
+        assert_eq!(first.value + rest.value, 12.0);
+        assert_eq!(first.max.max(rest.max), 2.0);
+    });
+}
+
+#[test]
+fn a_sample_carries_a_rate_that_was_published() {
+    loom::model(|| {
+        let rate = Arc::new(RateCell::new(1.0));
+        let publisher = {
+            let rate = rate.clone();
+            thread::spawn(move || {
+                rate.publish(0.5);
+                rate.publish(0.25);
+            })
+        };
+        let sampler = Sampler::with_seed(7);
+        let mut epochs = Vec::new();
+        for _ in 0..3 {
+            let word = rate.load();
+            epochs.push(word.epoch());
+            let expected = match word.epoch() {
+                0 => 1.0,
+                1 => 0.5,
+                2 => 0.25,
+                other => panic!("epoch {other} never published"),
+            };
+            assert_eq!(word.rate(), expected, "rate and epoch from one publish");
+            if let Some(p) = sampler.decide(&rate) {
+                assert!([1.0, 0.5, 0.25].contains(&p), "p {p} was never published");
+            }
+        }
+        assert!(
+            epochs.windows(2).all(|pair| pair[0] <= pair[1]),
+            "epochs go forward"
+        );
+        publisher.join().unwrap();
+    });
+}

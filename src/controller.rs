@@ -11,8 +11,10 @@
 //!   budget). Drops reveal demand the full ring could not show, so demand is
 //!   scaled by `(samples + drops) / samples`. One step absorbs a 10× burst.
 //! * **Increases are capped** at ×[`ControllerConfig::max_increase`] per
-//!   period and happen only when the ring sits below the low-water mark, the
-//!   flusher is well inside its budget, and the sampled throughput is below
+//!   period and happen only when the ring sits below the low-water mark and
+//!   the flusher is well inside its budget. Up to the configured rate
+//!   ([`ControllerConfig::home_rate`]) that is enough: after a burst the rate
+//!   climbs back. Above it the sampled throughput must also be below
 //!   [`ControllerConfig::raise_budget`]: a busy hot path keeps its configured
 //!   rate (extra samples would cost its threads time), a quiet one earns more
 //!   samples and smaller error bars.
@@ -46,6 +48,9 @@ pub struct ControllerConfig {
     pub min_rate: f64,
     /// Highest rate the controller may set.
     pub max_rate: f64,
+    /// The configured rate: the controller returns to it freely after
+    /// pressure, and goes above it only while the engine is quiet.
+    pub home_rate: f64,
     /// Utilisation above which the rate is lowered (default 0.8).
     pub high_water: f64,
     /// Utilisation below which the rate may be raised (default 0.3).
@@ -67,6 +72,7 @@ impl Default for ControllerConfig {
             mode: ControllerMode::Adaptive,
             min_rate: 0.01,
             max_rate: 0.15,
+            home_rate: 0.03,
             high_water: 0.8,
             low_water: 0.3,
             max_increase: 1.5,
@@ -152,21 +158,30 @@ fn adaptive(config: &ControllerConfig, observed: &Observation) -> f64 {
     }
     let quiet = observed.peak_utilisation < config.low_water
         && observed.busy_fraction < config.cpu_budget * config.low_water / config.high_water;
-    let sampled_per_sec = observed.samples_per_sec();
-    if quiet && sampled_per_sec < config.raise_budget {
-        let budget_factor = if sampled_per_sec > 0.0 {
-            config.raise_budget / sampled_per_sec
-        } else {
-            f64::INFINITY
-        };
-        let factor = config
-            .max_increase
-            .min(ring_factor)
-            .min(cpu_factor)
-            .min(budget_factor);
-        if factor > 1.0 {
-            return rate * factor;
-        }
+    if !quiet {
+        return rate;
     }
-    rate
+    let sampled_per_sec = observed.samples_per_sec();
+    // Above the home rate only while the sampled throughput stays within the
+    // raise budget; below it, back home freely.
+    let budget_factor = if sampled_per_sec > 0.0 {
+        config.raise_budget / sampled_per_sec
+    } else {
+        f64::INFINITY
+    };
+    let home_factor = if rate < config.home_rate {
+        (config.home_rate / rate).max(budget_factor)
+    } else {
+        budget_factor
+    };
+    let factor = config
+        .max_increase
+        .min(ring_factor)
+        .min(cpu_factor)
+        .min(home_factor);
+    if factor > 1.0 {
+        rate * factor
+    } else {
+        rate
+    }
 }

@@ -233,3 +233,99 @@ impl Ring {
         self.head.load(Ordering::Acquire)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::thread;
+
+    use super::*;
+    use crate::sample::MetricId;
+
+    fn sample(producer: u32, seq: u32) -> Sample {
+        Sample {
+            id: MetricId(producer),
+            inclusion_prob: 1.0,
+            value: f64::from(seq),
+        }
+    }
+
+    #[test]
+    fn capacity_rounds_up_to_a_power_of_two() {
+        assert_eq!(Ring::new(0).capacity(), 2);
+        assert_eq!(Ring::new(3).capacity(), 4);
+        assert_eq!(Ring::new(2048).capacity(), 2048);
+    }
+
+    #[test]
+    fn full_ring_hands_the_sample_back_and_wraps_after_a_drain() {
+        let ring = Ring::new(4);
+        for seq in 0..4 {
+            assert!(ring.push(sample(0, seq)).is_ok());
+        }
+        assert_eq!(ring.push(sample(0, 4)), Err(PushError::Full(sample(0, 4))));
+        let mut drained = Vec::new();
+        assert_eq!(ring.drain(2, |s| drained.push(s.value)), 2);
+        for seq in 4..6 {
+            assert!(ring.push(sample(0, seq)).is_ok());
+        }
+        ring.drain(usize::MAX, |s| drained.push(s.value));
+        assert_eq!(drained, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn closed_ring_refuses_and_reports_its_final_tail() {
+        let ring = Ring::new(4);
+        ring.push(sample(0, 0)).unwrap();
+        assert_eq!(ring.close(), 1);
+        assert!(ring.is_closed());
+        assert!(matches!(ring.push(sample(0, 1)), Err(PushError::Closed(_))));
+        let mut count = 0;
+        ring.drain(usize::MAX, |_| count += 1);
+        assert_eq!((count, ring.head()), (1, 1));
+    }
+
+    /// Four producers against one consumer through a small ring: every
+    /// accepted sample arrives once, in per-producer order, and every
+    /// refused one came back.
+    #[test]
+    fn concurrent_producers_lose_nothing() {
+        let ring = Arc::new(Ring::new(64));
+        let per_producer = 20_000u32;
+        let producers: Vec<_> = (0..4u32)
+            .map(|producer| {
+                let ring = ring.clone();
+                thread::spawn(move || {
+                    let mut refused = HashSet::new();
+                    for seq in 0..per_producer {
+                        if let Err(PushError::Full(back) | PushError::Contended(back)) =
+                            ring.push(sample(producer, seq))
+                        {
+                            refused.insert(back.value as u32);
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        let mut last_seen = [-1.0f64; 4];
+        let mut accepted = [HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new()];
+        let mut record = |s: Sample| {
+            let producer = s.id.index();
+            assert!(s.value > last_seen[producer], "per-producer order");
+            last_seen[producer] = s.value;
+            assert!(accepted[producer].insert(s.value as u32));
+        };
+        while producers.iter().any(|p| !p.is_finished()) {
+            ring.drain(usize::MAX, &mut record);
+        }
+        ring.drain(usize::MAX, &mut record);
+        for (producer, handle) in producers.into_iter().enumerate() {
+            let refused = handle.join().unwrap();
+            assert!(refused.is_disjoint(&accepted[producer]));
+            assert_eq!(refused.len() + accepted[producer].len(), per_producer as usize);
+        }
+    }
+}

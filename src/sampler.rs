@@ -162,3 +162,71 @@ std::thread_local! {
 loom::thread_local! {
     pub(crate) static SAMPLER: Sampler = Sampler::new();
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Runs `calls` decisions through a sampler the way the hot path does.
+    fn sampled_calls(sampler: &Sampler, rate: &RateCell, calls: u64) -> (u64, Vec<f32>) {
+        let mut sampled = 0;
+        let mut probs = Vec::new();
+        for _ in 0..calls {
+            if sampler.skip() {
+                continue;
+            }
+            if let Some(p) = sampler.decide(rate) {
+                sampled += 1;
+                probs.push(p);
+            }
+        }
+        (sampled, probs)
+    }
+
+    #[test]
+    fn the_share_of_sampled_calls_matches_the_rate() {
+        for rate in [0.01f32, 0.03, 0.15, 0.5] {
+            let cell = RateCell::new(rate);
+            let sampler = Sampler::with_seed(42);
+            let calls = 2_000_000u64;
+            let (sampled, probs) = sampled_calls(&sampler, &cell, calls);
+            let expected = calls as f64 * f64::from(rate);
+            let sd = (expected * (1.0 - f64::from(rate))).sqrt();
+            assert!(
+                (sampled as f64 - expected).abs() < 5.0 * sd,
+                "rate {rate}: {sampled} sampled, expected {expected}"
+            );
+            assert!(probs.iter().all(|&p| p == rate));
+        }
+    }
+
+    #[test]
+    fn rate_one_samples_every_call_and_a_rate_change_is_picked_up() {
+        let cell = RateCell::new(1.0);
+        let sampler = Sampler::with_seed(1);
+        assert_eq!(sampled_calls(&sampler, &cell, 1000).0, 1000);
+        cell.publish(0.1);
+        let (sampled, probs) = sampled_calls(&sampler, &cell, 100_000);
+        assert!((8_000..12_000).contains(&sampled), "{sampled}");
+        // The first sample after the change was drawn at 1.0, the rest at 0.1.
+        assert!(probs.iter().skip(1).all(|&p| p == 0.1));
+    }
+
+    #[test]
+    fn parking_skips_then_starts_a_fresh_trial() {
+        let cell = RateCell::new(1.0);
+        let sampler = Sampler::with_seed(3);
+        sampler.park();
+        let skipped = (0..NO_ENGINE_RECHECK).filter(|_| sampler.skip()).count();
+        assert_eq!(skipped as u64, NO_ENGINE_RECHECK);
+        assert!(!sampler.skip());
+        assert_eq!(sampler.decide(&cell), Some(1.0));
+    }
+
+    #[test]
+    fn shards_are_assigned_once_per_thread() {
+        let sampler = Sampler::new();
+        assert_eq!(sampler.shard(4, || 6), 2);
+        assert_eq!(sampler.shard(4, || unreachable!("assigned already")), 2);
+    }
+}

@@ -486,6 +486,7 @@ impl Builder {
         let mut controller = self.controller.clone();
         controller.min_rate = min_rate;
         controller.max_rate = max_rate;
+        controller.home_rate = self.sample_rate;
         Ok(Config {
             sample_rate: self.sample_rate,
             buffer_capacity: self.buffer_capacity,

@@ -4,5 +4,6 @@
 //! engine installs from overlapping.
 
 mod config;
+mod controller;
 mod engine;
 mod sampling;
