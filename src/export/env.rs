@@ -189,7 +189,10 @@ impl Resource {
 fn default_service_name() -> String {
     let executable = std::env::current_exe()
         .ok()
-        .and_then(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()))
+        .and_then(|path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     if executable.is_empty() {
         "unknown_service".into()
@@ -238,7 +241,10 @@ mod tests {
     #[test]
     fn resource_precedence() {
         let env = EnvSource::from_vars([
-            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,deployment.environment=prod"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=from-attrs,deployment.environment=prod",
+            ),
             ("OTEL_SERVICE_NAME", "from-env"),
         ]);
         let resource = Resource::resolve(&env, None, &[]);

@@ -28,11 +28,11 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "prometheus")]
+pub use self::prometheus::Prometheus;
 pub use in_memory::InMemory;
 #[cfg(feature = "otlp")]
 pub use otlp::Otlp;
-#[cfg(feature = "prometheus")]
-pub use self::prometheus::Prometheus;
 #[cfg(any(feature = "otlp", feature = "prometheus"))]
 pub use rebucket::DEFAULT_BOUNDARIES;
 pub use select::{from_env, from_vars};

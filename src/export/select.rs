@@ -68,7 +68,11 @@ fn select(env: &EnvSource) -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
         return Ok(vec![Box::new(Stdout::new())]);
     };
     let mut names: Vec<String> = Vec::new();
-    for name in raw.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         let name = name.to_ascii_lowercase();
         if !names.contains(&name) {
             names.push(name);
@@ -194,10 +198,20 @@ mod tests {
     #[test]
     fn console_by_default_and_none() {
         assert_eq!(names(&[]).unwrap(), ["stdout"]);
-        assert_eq!(names(&[("OTEL_METRICS_EXPORTER", "  ")]).unwrap(), ["stdout"]);
-        assert_eq!(names(&[("OTEL_METRICS_EXPORTER", "none")]).unwrap(), Vec::<String>::new());
         assert_eq!(
-            names(&[("OTEL_METRICS_EXPORTER", "console"), ("OTEL_SDK_DISABLED", "true")]).unwrap(),
+            names(&[("OTEL_METRICS_EXPORTER", "  ")]).unwrap(),
+            ["stdout"]
+        );
+        assert_eq!(
+            names(&[("OTEL_METRICS_EXPORTER", "none")]).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(&[
+                ("OTEL_METRICS_EXPORTER", "console"),
+                ("OTEL_SDK_DISABLED", "true")
+            ])
+            .unwrap(),
             Vec::<String>::new()
         );
     }
@@ -237,7 +251,10 @@ mod tests {
             ])
             .unwrap();
         let config = builder.config().unwrap();
-        assert_eq!(config.export_interval, std::time::Duration::from_millis(2500));
+        assert_eq!(
+            config.export_interval,
+            std::time::Duration::from_millis(2500)
+        );
         assert!(builder.exporters.is_empty());
         let builder = crate::Engine::builder()
             .exporters_from_vars([("OTEL_SDK_DISABLED", "TRUE")])

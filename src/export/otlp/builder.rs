@@ -152,7 +152,7 @@ impl OtlpBuilder {
     }
 
     /// Explicit bucket boundaries for histograms without their own
-    /// (default: [`DEFAULT_BOUNDARIES`](crate::export::DEFAULT_BOUNDARIES)).
+    /// (default: [`DEFAULT_BOUNDARIES`]).
     pub fn default_bucket_boundaries(mut self, boundaries: impl IntoIterator<Item = f64>) -> Self {
         self.default_boundaries = Some(boundaries.into_iter().collect());
         self
@@ -294,30 +294,39 @@ impl OtlpBuilder {
         for (name, value) in &headers {
             check_header(name, value)?;
         }
-        let millis = |explicit: Option<Duration>, keys: &[&'static str], default: u64| {
-            Ok::<_, ConfigError>(match explicit {
-                Some(duration) => duration,
-                None => env
-                    .millis(keys)?
-                    .map_or(Duration::from_millis(default), |(_, duration)| duration),
-            })
-        };
+        // A positive duration: set in code, else from the first variable set.
+        let millis =
+            |explicit: Option<Duration>, setting: &str, keys: &[&'static str], default: u64| {
+                let (source, duration) = match explicit {
+                    Some(duration) => (setting, duration),
+                    None => env
+                        .millis(keys)?
+                        .unwrap_or((setting, Duration::from_millis(default))),
+                };
+                if duration.is_zero() {
+                    return Err(ConfigError::new(
+                        source,
+                        "0",
+                        "a positive number of milliseconds",
+                    ));
+                }
+                Ok(duration)
+            };
         let timeout = millis(
             self.timeout,
+            "timeout",
             &[
                 "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
             ],
             10_000,
         )?;
-        let export_timeout = millis(self.export_timeout, &["OTEL_METRIC_EXPORT_TIMEOUT"], 30_000)?;
-        if timeout.is_zero() || export_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "timeout",
-                "0",
-                "a positive number of milliseconds",
-            ));
-        }
+        let export_timeout = millis(
+            self.export_timeout,
+            "export_timeout",
+            &["OTEL_METRIC_EXPORT_TIMEOUT"],
+            30_000,
+        )?;
         let compression = match self.compression {
             Some(compression) => compression,
             None => match env.first(&[
@@ -503,7 +512,11 @@ fn resolve_endpoint(
     };
     // (setting name, url, whether `/v1/metrics` is appended for HTTP)
     let (setting, url, append) = match (explicit_full, explicit_base) {
-        (Some(url), _) => ("metrics_endpoint".to_string(), url.trim().to_string(), false),
+        (Some(url), _) => (
+            "metrics_endpoint".to_string(),
+            url.trim().to_string(),
+            false,
+        ),
         (None, Some(url)) => ("endpoint".to_string(), url.trim().to_string(), true),
         (None, None) => match (env.get(ENDPOINT[0]), env.get(ENDPOINT[1])) {
             (Some(url), _) => (ENDPOINT[0].to_string(), url, false),
@@ -531,7 +544,12 @@ fn resolve_endpoint(
         ));
     };
     if append && protocol == Protocol::HttpProtobuf {
-        Ok(format!("{}/v1/metrics", url.trim_end_matches('/')))
+        // The path goes before any query string.
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, format!("?{query}")),
+            None => (url.as_str(), String::new()),
+        };
+        Ok(format!("{}/v1/metrics{query}", base.trim_end_matches('/')))
     } else {
         Ok(url)
     }

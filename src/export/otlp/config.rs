@@ -222,7 +222,9 @@ pub(crate) fn redact_url(url: &str) -> String {
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let path = path.split(['?', '#']).next().unwrap_or("");
     match scheme {
         Some(scheme) => format!("{scheme}://{host}{path}"),

@@ -79,10 +79,7 @@ impl ExponentialMasses {
     pub(crate) fn fit(mut self, max_buckets: usize) -> ExponentialMasses {
         self.buckets.retain(|_, mass| *mass > 0.0);
         loop {
-            let span = match (
-                self.buckets.keys().next(),
-                self.buckets.keys().next_back(),
-            ) {
+            let span = match (self.buckets.keys().next(), self.buckets.keys().next_back()) {
                 (Some(low), Some(high)) => i64::from(*high) - i64::from(*low) + 1,
                 _ => return self,
             };

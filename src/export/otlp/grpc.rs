@@ -66,7 +66,11 @@ impl GrpcTransport {
                 tls = tls.identity(Identity::from_pem(&cert.pem, &key.pem));
             }
             endpoint = endpoint.tls_config(tls).map_err(|error| {
-                ConfigError::new("certificate", &shown, &format!("usable TLS settings ({error})"))
+                ConfigError::new(
+                    "certificate",
+                    &shown,
+                    &format!("usable TLS settings ({error})"),
+                )
             })?;
         }
         let channel = {

@@ -185,8 +185,8 @@ impl Transport for HttpTransport {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_string)
         };
-        let protobuf = header("content-type")
-            .is_some_and(|kind| kind.starts_with("application/x-protobuf"));
+        let protobuf =
+            header("content-type").is_some_and(|kind| kind.starts_with("application/x-protobuf"));
         let retry_after = header("retry-after");
         let body = response
             .body_mut()
@@ -202,7 +202,8 @@ impl Transport for HttpTransport {
                     .and_then(|response| response.partial_success);
                 match partial {
                     Some(partial)
-                        if partial.rejected_data_points > 0 || !partial.error_message.is_empty() =>
+                        if partial.rejected_data_points > 0
+                            || !partial.error_message.is_empty() =>
                     {
                         Attempt::Accepted {
                             rejected_points: partial.rejected_data_points,

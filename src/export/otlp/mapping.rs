@@ -27,17 +27,18 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::exponential::{exponential_masses, scale_for_sigfig};
 use super::config::{Config, HistogramAggregation};
 use super::delta::{counter_delta, Baseline, DeltaState};
+use super::exponential::{exponential_masses, scale_for_sigfig};
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
 use crate::handle::Labels;
 use crate::registry::OVERFLOW_KEY;
 use crate::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot, Snapshot};
 
 fn nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    })
 }
 
 fn string_attribute(key: &str, value: &str) -> KeyValue {
@@ -100,6 +101,8 @@ pub(crate) struct Mapper<'a> {
 struct Metrics {
     list: Vec<(String, Data)>,
     by_name: HashMap<String, usize>,
+    /// Declared unit and description per name.
+    described: HashMap<String, (String, String)>,
 }
 
 impl Metrics {
@@ -135,13 +138,31 @@ impl Metrics {
         }
     }
 
-    fn into_metrics(self) -> Vec<Metric> {
+    /// Records the unit and description of `name` (the first seen wins).
+    fn describe(&mut self, name: &str, unit: Option<&str>, description: Option<&str>) {
+        if unit.is_none() && description.is_none() {
+            return;
+        }
+        self.described.entry(name.to_string()).or_insert_with(|| {
+            (
+                unit.unwrap_or_default().to_string(),
+                description.unwrap_or_default().to_string(),
+            )
+        });
+    }
+
+    fn into_metrics(mut self) -> Vec<Metric> {
         self.list
             .into_iter()
-            .map(|(name, data)| Metric {
-                name,
-                data: Some(data),
-                ..Default::default()
+            .map(|(name, data)| {
+                let (unit, description) = self.described.remove(&name).unwrap_or_default();
+                Metric {
+                    name,
+                    description,
+                    unit,
+                    data: Some(data),
+                    ..Default::default()
+                }
             })
             .collect()
     }
@@ -207,6 +228,11 @@ impl Mapper<'_> {
         } else {
             times.cumulative_start
         };
+        metrics.describe(
+            &series.name,
+            series.unit.as_deref(),
+            series.description.as_deref(),
+        );
         let point = |start: u64, value: number_data_point::Value| NumberDataPoint {
             attributes: attributes(&series.labels),
             start_time_unix_nano: start,
@@ -220,7 +246,12 @@ impl Mapper<'_> {
                     Some(Baseline::Counter(accepted)) => counter_delta(estimate, Some(accepted)),
                     _ => *estimate,
                 };
-                metrics.sum(&series.name, true, temporality, point(start, number(&value)));
+                metrics.sum(
+                    &series.name,
+                    true,
+                    temporality,
+                    point(start, number(&value)),
+                );
                 self.std_error(metrics, series, &series.name, &value, times);
             }
             MetricValue::UpDown(estimate) => {
@@ -288,8 +319,11 @@ impl Mapper<'_> {
         if !self.config.std_error_gauges || estimate.exact {
             return;
         }
+        let name = format!("{base}.std_error");
+        let description = format!("Standard error of the estimate of {base}");
+        metrics.describe(&name, series.unit.as_deref(), Some(&description));
         metrics.gauge(
-            &format!("{base}.std_error"),
+            &name,
             NumberDataPoint {
                 attributes: attributes(&series.labels),
                 time_unix_nano: times.now,

@@ -63,6 +63,9 @@ use delta::DeltaState;
 use mapping::Mapper;
 use retry::{backoff, Admission, CircuitBreaker};
 
+/// The shortest time an attempt is given, even at the end of the budget.
+const MIN_ATTEMPT: Duration = Duration::from_millis(10);
+
 /// What one attempt came to.
 #[derive(Debug)]
 pub(crate) enum Attempt {
@@ -255,7 +258,7 @@ impl Exporter for Otlp {
         let mut attempts = 0u32;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let timeout = self.config.timeout.min(remaining);
+            let timeout = self.config.timeout.min(remaining).max(MIN_ATTEMPT);
             attempts += 1;
             let reason = match self.transport.send(&request, timeout) {
                 Attempt::Accepted {
@@ -286,8 +289,9 @@ impl Exporter for Otlp {
                             "{reason} (attempt {attempts}; circuit open)"
                         )));
                     }
-                    let wait = retry_after.unwrap_or_else(|| backoff(&self.config.retry, attempts - 1));
-                    if now + wait < deadline {
+                    let wait =
+                        retry_after.unwrap_or_else(|| backoff(&self.config.retry, attempts - 1));
+                    if now + wait + MIN_ATTEMPT < deadline {
                         std::thread::sleep(wait);
                         continue;
                     }

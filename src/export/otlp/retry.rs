@@ -188,7 +188,8 @@ mod tests {
             max_backoff: Duration::from_millis(1000),
         };
         for attempt in 0..40 {
-            let full = Duration::from_millis(100 * 2u64.pow(attempt.min(10))).min(policy.max_backoff);
+            let full =
+                Duration::from_millis(100 * 2u64.pow(attempt.min(10))).min(policy.max_backoff);
             let delay = backoff(&policy, attempt);
             assert!(delay >= full / 2 && delay <= full, "{attempt}: {delay:?}");
         }
@@ -197,7 +198,10 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         // 784111777 is Sun, 06 Nov 1994 08:49:37 GMT.
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
@@ -208,7 +212,10 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now),
+            None
+        );
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }
 

@@ -60,7 +60,9 @@ struct Shared {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {
@@ -181,7 +183,7 @@ impl PrometheusBuilder {
     }
 
     /// Boundaries of histograms without their own (default:
-    /// [`DEFAULT_BOUNDARIES`](crate::export::DEFAULT_BOUNDARIES)).
+    /// [`DEFAULT_BOUNDARIES`]).
     pub fn default_bucket_boundaries(mut self, boundaries: impl IntoIterator<Item = f64>) -> Self {
         self.default_boundaries = Some(boundaries.into_iter().collect());
         self

@@ -113,9 +113,8 @@ pub(crate) fn number(value: f64) -> String {
 /// An `le` value: OpenMetrics wants the canonical float form (`5.0`).
 fn le_value(bound: f64, format: PrometheusFormat) -> String {
     let text = number(bound);
-    let needs_point = format == PrometheusFormat::OpenMetrics
-        && bound.is_finite()
-        && !text.contains(['.', 'e']);
+    let needs_point =
+        format == PrometheusFormat::OpenMetrics && bound.is_finite() && !text.contains(['.', 'e']);
     if needs_point {
         format!("{text}.0")
     } else {
@@ -157,6 +156,8 @@ struct Family {
     kind: &'static str,
     /// The name the metric had, to detect collisions.
     source: String,
+    /// The declared description, for `# HELP`.
+    help: Option<String>,
     lines: String,
 }
 
@@ -179,6 +180,7 @@ impl Families {
                 Family {
                     kind,
                     source: source.to_string(),
+                    help: None,
                     lines: String::new(),
                 },
             );
@@ -192,6 +194,22 @@ impl Families {
         }
         Some(&mut family.lines)
     }
+}
+
+impl Families {
+    /// Sets the `# HELP` text of family `name` if it has none yet.
+    fn describe(&mut self, name: &str, source: &str, help: Option<&str>) {
+        if let (Some(family), Some(help)) = (self.by_name.get_mut(name), help) {
+            if family.source == source && family.help.is_none() {
+                family.help = Some(help.to_string());
+            }
+        }
+    }
+}
+
+/// Escapes `# HELP` text.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 /// Renders `snapshot`; also returns the metric names left out by a name
@@ -220,6 +238,7 @@ pub(crate) fn render(
     for series in snapshot.map(|s| s.series.as_slice()).unwrap_or_default() {
         let base = metric_name(&series.name);
         let source = &*series.name;
+        let help = series.description.as_deref();
         match &series.value {
             MetricValue::Counter(estimate) => {
                 let family = base.strip_suffix("_total").unwrap_or(&base).to_string();
@@ -231,7 +250,15 @@ pub(crate) fn render(
                         number(estimate.value)
                     );
                 }
-                std_error(&mut families, options, &base, source, &series.labels, estimate);
+                families.describe(&family, source, help);
+                std_error(
+                    &mut families,
+                    options,
+                    &base,
+                    source,
+                    &series.labels,
+                    estimate,
+                );
             }
             MetricValue::UpDown(estimate) => {
                 if let Some(lines) = families.lines(&base, "gauge", source) {
@@ -242,7 +269,14 @@ pub(crate) fn render(
                         number(estimate.value)
                     );
                 }
-                std_error(&mut families, options, &base, source, &series.labels, estimate);
+                std_error(
+                    &mut families,
+                    options,
+                    &base,
+                    source,
+                    &series.labels,
+                    estimate,
+                );
             }
             MetricValue::Gauge(value) => {
                 if let Some(lines) = families.lines(&base, "gauge", source) {
@@ -276,10 +310,25 @@ pub(crate) fn render(
                 }
                 let count_base = format!("{base}_count");
                 let sum_base = format!("{base}_sum");
-                std_error(&mut families, options, &count_base, source, &series.labels, &histogram.count);
-                std_error(&mut families, options, &sum_base, source, &series.labels, &histogram.sum);
+                std_error(
+                    &mut families,
+                    options,
+                    &count_base,
+                    source,
+                    &series.labels,
+                    &histogram.count,
+                );
+                std_error(
+                    &mut families,
+                    options,
+                    &sum_base,
+                    source,
+                    &series.labels,
+                    &histogram.sum,
+                );
             }
         }
+        families.describe(&base, source, help);
     }
     let mut out = String::new();
     for name in &families.order {
@@ -294,6 +343,9 @@ pub(crate) fn render(
             }
             _ => name.clone(),
         };
+        if let Some(help) = &family.help {
+            let _ = writeln!(out, "# HELP {type_name} {}", escape_help(help));
+        }
         let _ = writeln!(out, "# TYPE {type_name} {}", family.kind);
         out.push_str(&family.lines);
     }

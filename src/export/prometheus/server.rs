@@ -134,12 +134,7 @@ fn answer(stream: TcpStream, render: &Renderer) -> io::Result<()> {
             } else {
                 PrometheusFormat::Text
             };
-            (
-                "200 OK",
-                format.content_type(),
-                render(format),
-                "",
-            )
+            ("200 OK", format.content_type(), render(format), "")
         }
         ("GET" | "HEAD", _) => (
             "404 Not Found",
