@@ -21,9 +21,10 @@
 //! and a string `"200"` name the same series.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crossbeam_utils::CachePadded;
 use opentelemetry::KeyValue;
 
 use crate::cell::{Kind, SeriesCell};
@@ -42,7 +43,8 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Sets {
-    by_hash: HashMap<u64, Vec<Entry>>,
+    /// Keyed by [`set_hash`], already mixed: the map does not hash again.
+    by_hash: HashMap<u64, Vec<Entry>, BuildHasherDefault<PreHashed>>,
     len: usize,
 }
 
@@ -53,7 +55,9 @@ pub(crate) struct SeriesCache {
     kind: Kind,
     /// The series without attributes, the commonest set.
     empty: OnceLock<Option<&'static SeriesCell>>,
-    sets: RwLock<Sets>,
+    /// On its own cache line: a sampled call's read lock writes the lock
+    /// word, which must not evict the fields every unsampled call reads.
+    sets: CachePadded<RwLock<Sets>>,
     /// Resolutions made (tests check that unsampled calls make none).
     #[cfg(test)]
     pub(crate) resolutions: std::sync::atomic::AtomicU64,
@@ -65,7 +69,7 @@ impl SeriesCache {
             name,
             kind,
             empty: OnceLock::new(),
-            sets: RwLock::new(Sets::default()),
+            sets: CachePadded::new(RwLock::new(Sets::default())),
             #[cfg(test)]
             resolutions: std::sync::atomic::AtomicU64::new(0),
         }
@@ -184,6 +188,11 @@ pub(crate) fn set_hash(attributes: &[KeyValue]) -> u64 {
 
 /// Whether `given` names the set `cached` holds (one pair per key).
 fn same_set(cached: &[KeyValue], given: &[KeyValue]) -> bool {
+    // The common case: the caller passes its set in the order it was first
+    // seen (then `given` has no repeated key, as `cached` has none).
+    if cached == given {
+        return true;
+    }
     let mut matched = 0;
     for (index, pair) in given.iter().enumerate() {
         if !first_of_key(given, index) {
@@ -207,6 +216,19 @@ impl Hasher for MixHasher {
         self.0
     }
 
+    // The end mark of a `str`, integers and float bits skip the byte loop.
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.add(word);
+    }
+
+    fn write_i64(&mut self, word: i64) {
+        self.add(word as u64);
+    }
+
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
@@ -225,6 +247,27 @@ impl MixHasher {
     fn add(&mut self, word: u64) {
         const K: u64 = 0x9E37_79B9_7F4A_7C15;
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+}
+
+/// The hasher of a map whose keys are hashes already.
+#[derive(Debug, Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `u64` keys; kept correct for any other use.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
     }
 }
 

@@ -49,7 +49,6 @@ impl Instrument {
         &self.series
     }
 
-    #[cold]
     #[inline(never)]
     fn measure_exact<T: Value>(&self, value: T, attributes: &[KeyValue]) {
         if !global::is_active() {

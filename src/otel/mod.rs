@@ -97,7 +97,6 @@ mod tests;
 #[cfg(test)]
 mod tests_sdk;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -238,16 +237,12 @@ struct Instruments {
 }
 
 /// Whether `description` carries the [`CRITICAL_MARKER`].
-pub(crate) fn is_critical(description: Option<&Cow<'static, str>>) -> bool {
+pub(crate) fn is_critical(description: Option<&str>) -> bool {
     description.is_some_and(|text| text.trim_start().starts_with(CRITICAL_MARKER))
 }
 
 /// Checks the name, records unit and description; `None` if refused.
-fn declare(
-    name: &Cow<'static, str>,
-    unit: Option<&Cow<'static, str>>,
-    description: Option<&Cow<'static, str>>,
-) -> Option<Arc<str>> {
+fn declare(name: &str, unit: Option<&str>, description: Option<&str>) -> Option<Arc<str>> {
     if let Err(reason) = registry::validate_name(name) {
         log::error!(
             target: "hotmetrics",
@@ -255,20 +250,16 @@ fn declare(
         );
         return None;
     }
-    registry::describe(
-        name,
-        unit.map(|unit| &**unit),
-        description.map(|text| &**text),
-    );
-    Some(Arc::from(&**name))
+    registry::describe(name, unit, description);
+    Some(Arc::from(name))
 }
 
 impl Instruments {
     fn sync<T>(
         &self,
-        name: &Cow<'static, str>,
-        unit: Option<&Cow<'static, str>>,
-        description: Option<&Cow<'static, str>>,
+        name: &str,
+        unit: Option<&str>,
+        description: Option<&str>,
         kind: Kind,
     ) -> Arc<dyn SyncInstrument<T> + Send + Sync>
     where
@@ -283,9 +274,9 @@ impl Instruments {
 
     fn observable<T>(
         &self,
-        name: &Cow<'static, str>,
-        unit: Option<&Cow<'static, str>>,
-        description: Option<&Cow<'static, str>>,
+        name: &str,
+        unit: Option<&str>,
+        description: Option<&str>,
         kind: Kind,
         callbacks: Vec<Callback<T>>,
     ) where
@@ -318,8 +309,8 @@ macro_rules! sync_method {
         fn $method(&self, builder: $builder<'_, $ty<$value>>) -> $ty<$value> {
             $ty::new(self.sync::<$value>(
                 &builder.name,
-                builder.unit.as_ref(),
-                builder.description.as_ref(),
+                builder.unit.as_deref(),
+                builder.description.as_deref(),
                 $kind,
             ))
         }
@@ -332,8 +323,8 @@ macro_rules! observable_method {
         fn $method(&self, builder: AsyncInstrumentBuilder<'_, $ty<$value>, $value>) -> $ty<$value> {
             self.observable::<$value>(
                 &builder.name,
-                builder.unit.as_ref(),
-                builder.description.as_ref(),
+                builder.unit.as_deref(),
+                builder.description.as_deref(),
                 $kind,
                 builder.callbacks,
             );
