@@ -78,7 +78,7 @@ impl AtomicF64 {
             let next = (f64::from_bits(current) + delta).to_bits();
             match self
                 .0
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(current, next, Ordering::Relaxed, Ordering::Relaxed)
             {
                 Ok(_) => return,
                 Err(seen) => {
@@ -102,7 +102,7 @@ impl AtomicF64 {
     fn update_if(&self, value: f64, better: impl Fn(f64) -> bool) {
         let mut current = self.0.load(Ordering::Relaxed);
         while better(f64::from_bits(current)) {
-            match self.0.compare_exchange_weak(
+            match self.0.compare_exchange(
                 current,
                 value.to_bits(),
                 Ordering::Relaxed,
