@@ -450,7 +450,7 @@ impl Builder {
                 "a share of one core in (0, 1]",
             ));
         }
-        if !(self.controller.raise_budget >= 0.0) {
+        if self.controller.raise_budget.is_nan() || self.controller.raise_budget < 0.0 {
             return Err(ConfigError::new(
                 "raise_budget",
                 self.controller.raise_budget,
