@@ -1,3 +1,191 @@
-//! Placeholder until this bench lands.
+//! The flusher's side: how many samples a second one drain aggregates (for
+//! counters and for histograms), and the rate the adaptive controller
+//! settles at while every core runs the reference workload.
+//!
+//! RESULTS (pending the first full run)
+//!
+//! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench drain`
+//! (`HOTMETRICS_SETTLE_SECS` sets the length of the controller run, default
+//! 30 s). Figures are from a noisy shared machine.
 
-fn main() {}
+mod common;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{op_count, op_value, workload_with};
+use hotmetrics::{record, Engine};
+
+/// Slots per shard for the drain measurement: large enough that a batch
+/// stays below the high-water mark (half) and the flusher is never woken
+/// early; the bench thread drains through `snapshot()` instead.
+const SLOTS: usize = 1 << 20;
+/// Samples pushed before each timed drain.
+const BATCH: u64 = 200_000;
+
+/// An engine that samples every call and whose flusher stays asleep, so
+/// the bench thread's `snapshot()` does all the draining.
+fn quiet_engine() -> Engine {
+    Engine::builder()
+        .sample_rate(1.0)
+        .adaptive(false)
+        .buffer_capacity(SLOTS)
+        .ring_shards(1)
+        .drain_interval(Duration::from_secs(3600))
+        .export_interval(Duration::from_secs(3600))
+        .install()
+        .expect("no other engine is installed")
+}
+
+fn fill_counters(samples: u64) {
+    for i in 0..samples {
+        record!(counter: "bench.drain.counter", 1 + (i & 1));
+    }
+}
+
+fn fill_histograms(samples: u64) {
+    for i in 0..samples {
+        record!(histogram: "bench.drain.histogram", ((i * 7919) & 1023) as f64);
+    }
+}
+
+/// Time to drain `iters` samples, pushed in batches (the pushing is not
+/// timed).
+fn drain_time(engine: &Engine, iters: u64, fill: fn(u64)) -> Duration {
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let batch = left.min(BATCH);
+        fill(batch);
+        let started = Instant::now();
+        black_box(engine.snapshot());
+        total += started.elapsed();
+        left -= batch;
+    }
+    total
+}
+
+fn criterion_groups(c: &mut criterion::Criterion) {
+    let engine = quiet_engine();
+    let mut group = c.benchmark_group("drain");
+    group.throughput(criterion::Throughput::Elements(1));
+    group.bench_function("counter_samples", |b| {
+        b.iter_custom(|iters| drain_time(&engine, iters, fill_counters))
+    });
+    group.bench_function("histogram_samples", |b| {
+        b.iter_custom(|iters| drain_time(&engine, iters, fill_histograms))
+    });
+    group.finish();
+    engine.shutdown().expect("shutdown");
+}
+
+/// Drain throughput, samples per second, median of a few batches.
+fn throughput(fill: fn(u64)) -> f64 {
+    let engine = quiet_engine();
+    let batches = if common::quick_mode() { 1 } else { 15 };
+    let batch = if common::quick_mode() { 1_000 } else { BATCH };
+    let mut rates = Vec::new();
+    for _ in 0..batches {
+        let took = drain_time(&engine, batch, fill);
+        rates.push(batch as f64 / took.as_secs_f64());
+    }
+    engine.shutdown().expect("shutdown");
+    common::median(&rates)
+}
+
+/// Runs the reference workload on every core with a default engine and
+/// reports the rate the controller holds, second by second.
+fn settle() {
+    let secs: u64 = if common::quick_mode() {
+        1
+    } else {
+        std::env::var("HOTMETRICS_SETTLE_SECS")
+            .ok()
+            .and_then(|raw| raw.parse().ok())
+            .unwrap_or(30)
+    };
+    let threads = common::cores();
+    let engine = Engine::builder()
+        .install()
+        .expect("no other engine is installed");
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let mut rates = Vec::new();
+    let ops = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut ops = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        workload_with(100_000, |hash| {
+                            record!(counter: "bench.drain.ops", op_count(hash));
+                            record!(histogram: "bench.drain.value", op_value(hash));
+                        });
+                        ops += 100_000;
+                    }
+                    ops
+                })
+            })
+            .collect();
+        for _ in 0..secs {
+            std::thread::sleep(Duration::from_secs(1));
+            rates.push(engine.sample_rate());
+        }
+        stop.store(true, Ordering::Relaxed);
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("worker"))
+            .sum::<u64>()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = engine.stats();
+    engine.shutdown().expect("shutdown");
+    let per_sec = |value: f64| value / elapsed;
+    println!(
+        "\ncontroller under the reference workload, {threads} threads, {secs} s (default engine):"
+    );
+    println!(
+        "  rate each second: {}",
+        rates
+            .iter()
+            .map(|rate| format!("{rate:.4}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "  settled at {:.4} after {} rate changes; {:.2} M records/s, {:.0} samples/s drained, {} spilled ({:.3} %)",
+        rates.last().copied().unwrap_or(0.0),
+        stats.rate_changes,
+        per_sec(ops as f64 * 2.0) / 1e6,
+        per_sec(stats.samples_recorded as f64),
+        stats.samples_dropped,
+        100.0 * stats.samples_dropped as f64
+            / (stats.samples_recorded + stats.samples_dropped).max(1) as f64
+    );
+    println!(
+        "  flusher drain time {:.2} % of one core ({} drain passes, {:.0} ns per sample); peak ring use last period {:.0} %",
+        100.0 * stats.drain_time.as_secs_f64() / elapsed,
+        stats.drain_batches,
+        stats.drain_time.as_nanos() as f64 / stats.samples_recorded.max(1) as f64,
+        stats.ring_utilisation * 100.0
+    );
+}
+
+fn main() {
+    common::print_machine("drain");
+    let mut c = common::criterion();
+    criterion_groups(&mut c);
+    if common::summary_wanted() {
+        let counters = throughput(fill_counters);
+        let histograms = throughput(fill_histograms);
+        println!("\ndrain summary (one drain pass on one thread, median of batches)");
+        println!("| samples | drained per second | ns per sample |");
+        println!("|---|---:|---:|");
+        for (name, rate) in [("counter", counters), ("histogram", histograms)] {
+            println!("| {name} | {:.1} M | {:.1} |", rate / 1e6, 1e9 / rate);
+        }
+        settle();
+    }
+    c.final_summary();
+}

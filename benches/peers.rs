@@ -1,3 +1,619 @@
-//! Placeholder until this bench lands.
+//! hotmetrics beside the libraries its users would otherwise pick, in one
+//! run: per-call cost of one counter increment, and overhead on the
+//! reference workload with one counter and one histogram record per
+//! operation, at 1 thread and at all cores.
+//!
+//! RESULTS (pending the first full run)
+//!
+//! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench peers`.
+//! Figures are ratios from a noisy shared machine.
 
-fn main() {}
+mod common;
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use common::{countdown_check, op_count, op_value, opaque, paired, percent, workload_with, Case};
+use hotmetrics::{record, Engine};
+
+// ---------------------------------------------------------------------------
+// metrics: a real recorder (metrics-util's atomic registry, the storage the
+// metrics exporters use), with an upkeep thread that drains histogram
+// buckets as an exporter's scrape would.
+
+mod metrics_peer {
+    use super::*;
+    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
+    use metrics_util::registry::{AtomicStorage, Registry};
+
+    pub(crate) struct Recorder {
+        pub(crate) registry: Registry<Key, AtomicStorage>,
+    }
+
+    impl metrics::Recorder for Recorder {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            self.registry
+                .get_or_create_counter(key, |counter| Counter::from_arc(counter.clone()))
+        }
+
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            self.registry
+                .get_or_create_gauge(key, |gauge| Gauge::from_arc(gauge.clone()))
+        }
+
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            self.registry
+                .get_or_create_histogram(key, |histogram| Histogram::from_arc(histogram.clone()))
+        }
+    }
+
+    static RECORDER: LazyLock<&'static Recorder> = LazyLock::new(|| {
+        let recorder: &'static Recorder = Box::leak(Box::new(Recorder {
+            registry: Registry::atomic(),
+        }));
+        metrics::set_global_recorder(recorder).expect("the only metrics recorder");
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_millis(100));
+            RECORDER.registry.visit_histograms(|_, histogram| {
+                histogram.clear_with(|values| {
+                    std::hint::black_box(values.len());
+                });
+            });
+        });
+        recorder
+    });
+
+    /// Installs the recorder (once per process).
+    pub(crate) fn install() {
+        LazyLock::force(&RECORDER);
+    }
+
+    pub(crate) struct Handles {
+        pub(crate) counter: Counter,
+        pub(crate) histogram: Histogram,
+    }
+
+    pub(crate) static HANDLES: LazyLock<Handles> = LazyLock::new(|| {
+        install();
+        Handles {
+            counter: metrics::counter!("peers.metrics.handle_ops"),
+            histogram: metrics::histogram!("peers.metrics.handle_value"),
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// opentelemetry_sdk: a meter provider with the SDK's periodic reader and its
+// in-memory exporter (a 60 s interval: nothing is exported during a bench),
+// instruments created once.
+
+mod otel_peer {
+    use super::*;
+    use opentelemetry::metrics::{
+        BoundCounter, BoundHistogram, Counter, Histogram, MeterProvider as _,
+    };
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
+
+    pub(crate) struct Otel {
+        _provider: SdkMeterProvider,
+        pub(crate) counter: Counter<u64>,
+        pub(crate) histogram: Histogram<f64>,
+        pub(crate) bound_counter: BoundCounter<u64>,
+        pub(crate) bound_histogram: BoundHistogram<f64>,
+    }
+
+    pub(crate) fn attributes() -> [KeyValue; 2] {
+        [
+            KeyValue::new("route", "/api"),
+            KeyValue::new("status", "200"),
+        ]
+    }
+
+    pub(crate) static OTEL: LazyLock<Otel> = LazyLock::new(|| {
+        let provider = SdkMeterProvider::builder()
+            .with_periodic_exporter(InMemoryMetricExporter::default())
+            .build();
+        let meter = provider.meter("peers");
+        let counter = meter.u64_counter("peers.otel.ops").build();
+        let histogram = meter.f64_histogram("peers.otel.value").build();
+        let bound_counter = counter.bind(&attributes());
+        let bound_histogram = histogram.bind(&attributes());
+        Otel {
+            _provider: provider,
+            counter,
+            histogram,
+            bound_counter,
+            bound_histogram,
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// prometheus (tikv): handles, label vecs, thread-local `local` handles.
+
+mod prometheus_peer {
+    use super::*;
+    use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+
+    pub(crate) struct Prom {
+        pub(crate) counter: IntCounter,
+        pub(crate) histogram: Histogram,
+        pub(crate) counter_vec: IntCounterVec,
+        pub(crate) histogram_vec: HistogramVec,
+    }
+
+    pub(crate) static PROM: LazyLock<Prom> = LazyLock::new(|| Prom {
+        counter: IntCounter::new("peers_prom_ops", "ops").expect("valid"),
+        histogram: Histogram::with_opts(HistogramOpts::new("peers_prom_value", "value"))
+            .expect("valid"),
+        counter_vec: IntCounterVec::new(
+            Opts::new("peers_prom_vec_ops", "ops"),
+            &["route", "status"],
+        )
+        .expect("valid"),
+        histogram_vec: HistogramVec::new(
+            HistogramOpts::new("peers_prom_vec_value", "value"),
+            &["route", "status"],
+        )
+        .expect("valid"),
+    });
+}
+
+// ---------------------------------------------------------------------------
+// prometheus-client: counter and histogram handles.
+
+mod prometheus_client_peer {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
+    pub(crate) struct PromClient {
+        pub(crate) counter: Counter<u64>,
+        pub(crate) histogram: Histogram,
+    }
+
+    pub(crate) static PROM_CLIENT: LazyLock<PromClient> = LazyLock::new(|| PromClient {
+        counter: Counter::default(),
+        histogram: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Shared atomics: the bare cost of one shared write per record.
+
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+static SHARED_COUNT: Padded = Padded(AtomicU64::new(0));
+static SHARED_SUM: Padded = Padded(AtomicU64::new(0));
+
+// ---------------------------------------------------------------------------
+// The peers: what one counter increment (`per_call`) and one counter + one
+// histogram record (`record`) look like with each.
+
+/// One library's way of recording.
+struct Peer {
+    name: &'static str,
+    /// Needs the hotmetrics engine installed around its batches.
+    engine: bool,
+    /// `iters` counter increments.
+    per_call: fn(u64),
+    /// `iters` operations of the workload, recording a counter and a histogram.
+    workload: fn(u64),
+}
+
+fn hotmetrics_handles() -> &'static (hotmetrics::Counter, hotmetrics::Histogram) {
+    static HANDLES: LazyLock<(hotmetrics::Counter, hotmetrics::Histogram)> = LazyLock::new(|| {
+        (
+            hotmetrics::counter("peers.hotmetrics.handle_ops"),
+            hotmetrics::histogram("peers.hotmetrics.handle_value"),
+        )
+    });
+    &HANDLES
+}
+
+thread_local! {
+    static PROM_LOCAL: RefCell<Option<(prometheus::local::LocalIntCounter, prometheus::local::LocalHistogram)>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's prometheus `local` handles, created on first
+/// use, and flushes them at the end (a batch is the flush interval).
+fn with_prom_local(
+    f: impl FnOnce(&prometheus::local::LocalIntCounter, &prometheus::local::LocalHistogram),
+) {
+    PROM_LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        let (counter, histogram) = local.get_or_insert_with(|| {
+            let prom = &*prometheus_peer::PROM;
+            (prom.counter.local(), prom.histogram.local())
+        });
+        f(counter, histogram);
+        counter.flush();
+        histogram.flush();
+    });
+}
+
+fn peers() -> Vec<Peer> {
+    vec![
+        Peer {
+            name: "none (plain)",
+            engine: false,
+            per_call: |iters| {
+                for _ in 0..iters {
+                    opaque();
+                }
+            },
+            workload: common::workload_plain,
+        },
+        Peer {
+            name: "countdown floor",
+            engine: false,
+            per_call: |iters| {
+                for _ in 0..iters {
+                    countdown_check(1.0);
+                }
+            },
+            workload: |iters| {
+                workload_with(iters, |hash| {
+                    countdown_check(op_count(hash) as f64);
+                    countdown_check(op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "hotmetrics record!",
+            engine: true,
+            per_call: |iters| {
+                for _ in 0..iters {
+                    record!(counter: "peers.hotmetrics.ops", 1u64);
+                }
+            },
+            workload: |iters| {
+                workload_with(iters, |hash| {
+                    record!(counter: "peers.hotmetrics.ops", op_count(hash));
+                    record!(histogram: "peers.hotmetrics.value", op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "hotmetrics handle",
+            engine: true,
+            per_call: |iters| {
+                let (counter, _) = hotmetrics_handles();
+                for _ in 0..iters {
+                    counter.add(1u64);
+                }
+            },
+            workload: |iters| {
+                let (counter, histogram) = hotmetrics_handles();
+                workload_with(iters, |hash| {
+                    counter.add(op_count(hash));
+                    histogram.record(op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "shared AtomicU64",
+            engine: false,
+            per_call: |iters| {
+                for _ in 0..iters {
+                    SHARED_COUNT.0.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            workload: |iters| {
+                workload_with(iters, |hash| {
+                    SHARED_COUNT.0.fetch_add(op_count(hash), Ordering::Relaxed);
+                    SHARED_SUM.0.fetch_add(hash & 1023, Ordering::Relaxed);
+                })
+            },
+        },
+        Peer {
+            name: "metrics macro",
+            engine: false,
+            per_call: |iters| {
+                metrics_peer::install();
+                for _ in 0..iters {
+                    metrics::counter!("peers.metrics.ops").increment(1);
+                }
+            },
+            workload: |iters| {
+                metrics_peer::install();
+                workload_with(iters, |hash| {
+                    metrics::counter!("peers.metrics.ops").increment(op_count(hash));
+                    metrics::histogram!("peers.metrics.value").record(op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "metrics handle",
+            engine: false,
+            per_call: |iters| {
+                let handles = &*metrics_peer::HANDLES;
+                for _ in 0..iters {
+                    handles.counter.increment(1);
+                }
+            },
+            workload: |iters| {
+                let handles = &*metrics_peer::HANDLES;
+                workload_with(iters, |hash| {
+                    handles.counter.increment(op_count(hash));
+                    handles.histogram.record(op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "opentelemetry_sdk, no attributes",
+            engine: false,
+            per_call: |iters| {
+                let otel = &*otel_peer::OTEL;
+                for _ in 0..iters {
+                    otel.counter.add(1, &[]);
+                }
+            },
+            workload: |iters| {
+                let otel = &*otel_peer::OTEL;
+                workload_with(iters, |hash| {
+                    otel.counter.add(op_count(hash), &[]);
+                    otel.histogram.record(op_value(hash), &[]);
+                })
+            },
+        },
+        Peer {
+            name: "opentelemetry_sdk, 2 attributes",
+            engine: false,
+            per_call: |iters| {
+                let otel = &*otel_peer::OTEL;
+                for _ in 0..iters {
+                    otel.counter.add(1, &otel_peer::attributes());
+                }
+            },
+            workload: |iters| {
+                let otel = &*otel_peer::OTEL;
+                workload_with(iters, |hash| {
+                    otel.counter.add(op_count(hash), &otel_peer::attributes());
+                    otel.histogram
+                        .record(op_value(hash), &otel_peer::attributes());
+                })
+            },
+        },
+        Peer {
+            name: "opentelemetry_sdk, bound",
+            engine: false,
+            per_call: |iters| {
+                let otel = &*otel_peer::OTEL;
+                for _ in 0..iters {
+                    otel.bound_counter.add(1);
+                }
+            },
+            workload: |iters| {
+                let otel = &*otel_peer::OTEL;
+                workload_with(iters, |hash| {
+                    otel.bound_counter.add(op_count(hash));
+                    otel.bound_histogram.record(op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "prometheus handles",
+            engine: false,
+            per_call: |iters| {
+                let prom = &*prometheus_peer::PROM;
+                for _ in 0..iters {
+                    prom.counter.inc_by(1);
+                }
+            },
+            workload: |iters| {
+                let prom = &*prometheus_peer::PROM;
+                workload_with(iters, |hash| {
+                    prom.counter.inc_by(op_count(hash));
+                    prom.histogram.observe(op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "prometheus label vecs",
+            engine: false,
+            per_call: |iters| {
+                let prom = &*prometheus_peer::PROM;
+                for _ in 0..iters {
+                    prom.counter_vec
+                        .with_label_values(&["/api", "200"])
+                        .inc_by(1);
+                }
+            },
+            workload: |iters| {
+                let prom = &*prometheus_peer::PROM;
+                workload_with(iters, |hash| {
+                    prom.counter_vec
+                        .with_label_values(&["/api", "200"])
+                        .inc_by(op_count(hash));
+                    prom.histogram_vec
+                        .with_label_values(&["/api", "200"])
+                        .observe(op_value(hash));
+                })
+            },
+        },
+        Peer {
+            name: "prometheus local (thread-local)",
+            engine: false,
+            per_call: |iters| {
+                with_prom_local(|counter, _| {
+                    // `black_box`: a non-atomic local add of a constant would
+                    // fold into one add for the whole loop.
+                    for _ in 0..iters {
+                        counter.inc_by(black_box(1));
+                    }
+                })
+            },
+            workload: |iters| {
+                with_prom_local(|counter, histogram| {
+                    workload_with(iters, |hash| {
+                        counter.inc_by(op_count(hash));
+                        histogram.observe(op_value(hash));
+                    })
+                })
+            },
+        },
+        Peer {
+            name: "prometheus-client",
+            engine: false,
+            per_call: |iters| {
+                let prom = &*prometheus_client_peer::PROM_CLIENT;
+                for _ in 0..iters {
+                    prom.counter.inc_by(1);
+                }
+            },
+            workload: |iters| {
+                let prom = &*prometheus_client_peer::PROM_CLIENT;
+                workload_with(iters, |hash| {
+                    prom.counter.inc_by(op_count(hash));
+                    prom.histogram.observe(op_value(hash));
+                })
+            },
+        },
+    ]
+}
+
+/// Installs the hotmetrics engine (every default) for the life of the
+/// value when `needed`.
+fn engine_if(needed: bool) -> Option<Engine> {
+    needed.then(|| {
+        Engine::builder()
+            .install()
+            .expect("no other engine is installed")
+    })
+}
+
+fn slug(name: &str) -> String {
+    let mut slug = String::new();
+    for ch in name.chars() {
+        if ch.is_ascii_alphanumeric() {
+            slug.push(ch.to_ascii_lowercase());
+        } else if !slug.ends_with('_') {
+            slug.push('_');
+        }
+    }
+    slug.trim_matches('_').to_string()
+}
+
+fn criterion_groups(c: &mut criterion::Criterion, peers: &[Peer]) {
+    let mut thread_counts = vec![1];
+    if common::cores() > 1 {
+        thread_counts.push(common::cores());
+    }
+    for (kind, pick) in [
+        (
+            "per_call",
+            (|peer: &Peer| peer.per_call) as fn(&Peer) -> fn(u64),
+        ),
+        ("workload", |peer: &Peer| peer.workload),
+    ] {
+        for &threads in &thread_counts {
+            let mut group = c.benchmark_group(format!("peers/{kind}/{threads}t"));
+            for peer in peers {
+                let body = pick(peer);
+                let engine = engine_if(peer.engine);
+                group.bench_function(slug(peer.name), |b| {
+                    b.iter_custom(|iters| common::run_threads(threads, iters, &body))
+                });
+                if let Some(engine) = engine {
+                    engine.shutdown().expect("shutdown");
+                }
+            }
+            group.finish();
+        }
+    }
+}
+
+fn cases(peers: &[Peer], pick: fn(&Peer) -> fn(u64)) -> Vec<Case<'static>> {
+    peers
+        .iter()
+        .map(|peer| {
+            let body = pick(peer);
+            let engine = peer.engine;
+            Case {
+                name: peer.name.to_string(),
+                run: Box::new(move |threads, iters| {
+                    let installed = engine_if(engine);
+                    let took = common::run_threads(threads, iters, &body);
+                    if let Some(installed) = installed {
+                        installed.shutdown().expect("shutdown");
+                    }
+                    took
+                }),
+            }
+        })
+        .collect()
+}
+
+fn summary(peers: &[Peer]) {
+    let mut thread_counts = vec![1];
+    if common::cores() > 1 {
+        thread_counts.push(common::cores());
+    }
+    let per_call_cases = cases(peers, |peer| peer.per_call);
+    let workload_cases = cases(peers, |peer| peer.workload);
+    let per_call: Vec<_> = thread_counts
+        .iter()
+        .map(|&threads| paired(&per_call_cases, threads, Duration::from_millis(20)))
+        .collect();
+    let workload: Vec<_> = thread_counts
+        .iter()
+        .map(|&threads| paired(&workload_cases, threads, Duration::from_millis(30)))
+        .collect();
+    let ours = peers
+        .iter()
+        .position(|peer| peer.name == "hotmetrics record!")
+        .expect("hotmetrics row");
+    println!("\npeers summary (median of interleaved rounds; per thread)");
+    print!("| library ");
+    for result in &workload {
+        print!("| overhead {}t ", result.threads);
+    }
+    for result in &per_call {
+        print!("| ns/call {}t ", result.threads);
+    }
+    for result in &workload {
+        print!("| × hotmetrics {}t ", result.threads);
+    }
+    println!("|");
+    print!("|---");
+    for _ in 0..workload.len() * 2 + per_call.len() {
+        print!("|---:");
+    }
+    println!("|");
+    for (index, peer) in peers.iter().enumerate() {
+        print!("| {} ", peer.name);
+        for result in &workload {
+            print!("| {} ", percent(result.ratio[index]));
+        }
+        for result in &per_call {
+            print!("| {:.2} ", result.ns[index]);
+        }
+        for result in &workload {
+            let ours = (result.ratio[ours] - 1.0).max(1e-4);
+            print!("| {:.0}× ", (result.ratio[index] - 1.0) / ours);
+        }
+        println!("|");
+    }
+}
+
+fn main() {
+    common::print_machine("peers");
+    let peers = peers();
+    let mut c = common::criterion();
+    criterion_groups(&mut c, &peers);
+    if common::summary_wanted() {
+        summary(&peers);
+    }
+    c.final_summary();
+}

@@ -1,3 +1,196 @@
-//! Placeholder until this bench lands.
+//! Per-thread cost as threads are added: 1, 2, 4, … up to the machine's
+//! cores (the same code covers a larger machine unchanged). A design whose
+//! unsampled path writes no shared cache line stays flat; a shared atomic
+//! does not.
+//!
+//! RESULTS (pending the first full run)
+//!
+//! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench scaling`.
+//! Figures are ratios from a noisy shared machine.
 
-fn main() {}
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{
+    countdown_check, countdown_check_unsampled, op_count, op_value, paired, percent,
+    workload_plain, workload_with, Case,
+};
+use hotmetrics::{record, Engine};
+
+static SHARED: AtomicU64 = AtomicU64::new(0);
+
+/// One scaled case: a per-thread body and the engine rate it needs (`None`:
+/// no engine).
+struct Scaled {
+    name: &'static str,
+    rate: Option<f64>,
+    body: fn(u64),
+}
+
+fn counter(iters: u64) {
+    for _ in 0..iters {
+        record!(counter: "bench.scaling.counter", 1u64);
+    }
+}
+
+fn workload_hotmetrics(iters: u64) {
+    workload_with(iters, |hash| {
+        record!(counter: "bench.scaling.ops", op_count(hash));
+        record!(histogram: "bench.scaling.value", op_value(hash));
+    });
+}
+
+fn scaled() -> Vec<Scaled> {
+    vec![
+        Scaled {
+            name: "per_call/countdown_floor_unsampled",
+            rate: None,
+            body: |iters| {
+                for _ in 0..iters {
+                    countdown_check_unsampled(1.0);
+                }
+            },
+        },
+        Scaled {
+            name: "per_call/countdown_floor_3pct",
+            rate: None,
+            body: |iters| {
+                for _ in 0..iters {
+                    countdown_check(1.0);
+                }
+            },
+        },
+        Scaled {
+            name: "per_call/hotmetrics_unsampled",
+            rate: Some(1e-7),
+            body: counter,
+        },
+        Scaled {
+            name: "per_call/hotmetrics_default_3pct",
+            rate: Some(0.03),
+            body: counter,
+        },
+        Scaled {
+            name: "per_call/shared_fetch_add",
+            rate: None,
+            body: |iters| {
+                for _ in 0..iters {
+                    SHARED.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        },
+        Scaled {
+            name: "workload/plain",
+            rate: None,
+            body: workload_plain,
+        },
+        Scaled {
+            name: "workload/hotmetrics_default",
+            rate: Some(0.03),
+            body: workload_hotmetrics,
+        },
+    ]
+}
+
+fn install(rate: Option<f64>) -> Option<Engine> {
+    rate.map(|rate| {
+        Engine::builder()
+            .sample_rate(rate)
+            .adaptive(false)
+            .install()
+            .expect("no other engine is installed")
+    })
+}
+
+fn criterion_groups(c: &mut criterion::Criterion, cases: &[Scaled]) {
+    for case in cases {
+        let mut group = c.benchmark_group(format!("scaling/{}", case.name));
+        let engine = install(case.rate);
+        for threads in common::thread_counts() {
+            let body = case.body;
+            group.bench_function(format!("{threads}t"), |b| {
+                b.iter_custom(|iters| common::run_threads(threads, iters, &body))
+            });
+        }
+        if let Some(engine) = engine {
+            engine.shutdown().expect("shutdown");
+        }
+        group.finish();
+    }
+}
+
+fn summary(scaled: &[Scaled]) {
+    let counts = common::thread_counts();
+    let cases: Vec<Case<'static>> = scaled
+        .iter()
+        .map(|case| {
+            let (rate, body) = (case.rate, case.body);
+            Case {
+                name: case.name.to_string(),
+                run: Box::new(move |threads, iters| {
+                    let engine = install(rate);
+                    let took = common::run_threads(threads, iters, &body);
+                    if let Some(engine) = engine {
+                        engine.shutdown().expect("shutdown");
+                    }
+                    took
+                }),
+            }
+        })
+        .collect();
+    // Per-call cases and workload cases are paired separately: each set
+    // shares batch sizes of the same scale.
+    let split = scaled
+        .iter()
+        .position(|case| case.name.starts_with("workload/"))
+        .unwrap_or(scaled.len());
+    let (per_call_cases, workload_cases) = cases.split_at(split);
+    let per_call: Vec<_> = counts
+        .iter()
+        .map(|&threads| paired(per_call_cases, threads, Duration::from_millis(20)))
+        .collect();
+    let workload: Vec<_> = counts
+        .iter()
+        .map(|&threads| paired(workload_cases, threads, Duration::from_millis(30)))
+        .collect();
+    println!("\nscaling summary: per-thread ns per call (× the 1-thread figure)");
+    print!("| case ");
+    for threads in &counts {
+        print!("| {threads}t ");
+    }
+    println!("|");
+    print!("|---");
+    for _ in &counts {
+        print!("|---:");
+    }
+    println!("|");
+    for (index, case) in per_call_cases.iter().enumerate() {
+        print!("| {} ", case.name);
+        for result in &per_call {
+            print!(
+                "| {:.2} ns ({:.2}×) ",
+                result.ns[index],
+                result.ns[index] / per_call[0].ns[index]
+            );
+        }
+        println!("|");
+    }
+    print!("| workload overhead, hotmetrics default ");
+    for result in &workload {
+        print!("| {} ", percent(result.ratio[1]));
+    }
+    println!("|");
+}
+
+fn main() {
+    common::print_machine("scaling");
+    let cases = scaled();
+    let mut c = common::criterion();
+    criterion_groups(&mut c, &cases);
+    if common::summary_wanted() {
+        summary(&cases);
+    }
+    c.final_summary();
+}
