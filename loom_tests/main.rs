@@ -208,3 +208,115 @@ fn a_sample_carries_a_rate_that_was_published() {
         publisher.join().unwrap();
     });
 }
+
+/// The shutdown hand-shake between a producer spilling on a full ring and
+/// the final drain (`Pipeline::spill` against `flusher::final_drain`):
+/// close the ring, wait until no producer is inside a spill, drain, collect
+/// the spill. A fold either lands before the collection (and is counted in
+/// `samples_dropped`) or is refused because the ring was closed; it never
+/// lands in an engine that was already drained.
+#[test]
+fn a_spill_racing_shutdown_is_collected_or_refused_never_lost_after() {
+    use hotmetrics::loom_api::{pipeline, ring, samples_dropped, spilling, submit};
+    loom::model(|| {
+        let pipeline = Arc::new(pipeline(2, 0.5));
+        let spill = Arc::new(Spill::new());
+        // Fill the ring so the producer's push is refused.
+        assert!(submit(&pipeline, tagged(0), &spill));
+        assert!(submit(&pipeline, tagged(1), &spill));
+        let producer = {
+            let (pipeline, spill) = (pipeline.clone(), spill.clone());
+            thread::spawn(move || submit(&pipeline, tagged(2), &spill))
+        };
+        // Shutdown: close, wait for producers inside a spill, drain, collect.
+        let final_tail = ring(&pipeline).close();
+        while spilling(&pipeline) != 0 {
+            thread::yield_now();
+        }
+        let mut drained = Vec::new();
+        ring(&pipeline).drain(usize::MAX, |sample| drained.push(check(&sample)));
+        assert_eq!(ring(&pipeline).head(), final_tail);
+        let collected = spill.take();
+        let dropped_at_collection = samples_dropped(&pipeline);
+        producer.join().unwrap();
+        assert_eq!(drained, [0, 1], "the accepted samples, drained once");
+        assert!(collected.samples <= 1);
+        assert_eq!(
+            collected.samples, dropped_at_collection,
+            "every collected fold was counted, and only those"
+        );
+        let late = spill.take();
+        assert_eq!(late.samples, 0, "a fold landed after the final collection");
+        assert_eq!(samples_dropped(&pipeline), dropped_at_collection);
+    });
+}
+
+/// The flusher and a `snapshot()` caller both drain the same ring while a
+/// producer pushes: the `draining` flag hands the consumer role from one to
+/// the other, and every sample is drained exactly once, in order.
+#[test]
+fn two_drainers_hand_off_the_consumer_role() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || push_all(&ring, &[0, 1]))
+        };
+        let other = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut drained = Vec::new();
+                ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+                drained
+            })
+        };
+        let mut mine = Vec::new();
+        ring.drain(usize::MAX, |sample| mine.push(check(&sample)));
+        let refused = producer.join().unwrap();
+        let theirs = other.join().unwrap();
+        let mut rest = Vec::new();
+        ring.drain(usize::MAX, |sample| rest.push(check(&sample)));
+        let all: Vec<u32> = mine.iter().chain(&theirs).chain(&rest).copied().collect();
+        assert_conserved(&[0, 1], &all, &refused);
+        for part in [&mine, &theirs, &rest] {
+            assert!(part.windows(2).all(|pair| pair[0] < pair[1]), "order");
+        }
+    });
+}
+
+/// A rate published by the controller while a producer samples and pushes
+/// through the pipeline: each drained sample carries a rate that was
+/// published, and Σ 1/p over drained and spilled samples is what the
+/// producer decided.
+#[test]
+fn rates_published_mid_push_travel_with_their_samples() {
+    use hotmetrics::loom_api::{pipeline, submit};
+    loom::model(|| {
+        let pipeline = Arc::new(pipeline(2, 1.0));
+        let spill = Spill::new();
+        let publisher = {
+            let pipeline = pipeline.clone();
+            thread::spawn(move || pipeline_rate(&pipeline).publish(0.5))
+        };
+        let sampler = Sampler::with_seed(11);
+        let mut decided_weight = 0.0;
+        for tag in 0..2u32 {
+            if let Some(p) = sampler.decide(pipeline_rate(&pipeline)) {
+                assert!(p == 1.0 || p == 0.5, "p {p} was never published");
+                decided_weight += 1.0 / f64::from(p);
+                assert!(submit(&pipeline, sample(tag, p, 1.0), &spill));
+            }
+        }
+        publisher.join().unwrap();
+        let mut drained_weight = 0.0;
+        hotmetrics::loom_api::ring(&pipeline).drain(usize::MAX, |sample| {
+            assert!([1.0, 0.5].contains(&sample.inclusion_prob));
+            drained_weight += sample.weight();
+        });
+        assert_eq!(drained_weight + spill.take().weight, decided_weight);
+    });
+}
+
+fn pipeline_rate(pipeline: &hotmetrics::loom_api::Pipeline) -> &RateCell {
+    hotmetrics::loom_api::rate(pipeline)
+}

@@ -41,6 +41,10 @@ struct SeriesAgg {
     /// Histograms only: weighted distribution and the carried remainder.
     distribution: Option<Histogram<u64>>,
     carry: f64,
+    /// Health: Σ 1/p of the samples drained or spilled since the last
+    /// `take_period_arrivals`, and the exact-call count seen then.
+    period_weight: f64,
+    exact_seen: u64,
 }
 
 impl SeriesAgg {
@@ -61,6 +65,8 @@ impl SeriesAgg {
             max: f64::NEG_INFINITY,
             distribution,
             carry: 0.0,
+            period_weight: 0.0,
+            exact_seen: 0,
         }
     }
 }
@@ -119,6 +125,7 @@ impl Aggregator {
         let weight = 1.0 / p;
         let var_factor = (1.0 - p) / (p * p);
         agg.samples += 1;
+        agg.period_weight += weight;
         agg.inexact |= p < 1.0;
         agg.sum += v * weight;
         agg.sum_var += v * v * var_factor;
@@ -152,7 +159,18 @@ impl Aggregator {
         self.sync();
         for index in 0..self.infos.len() {
             let totals = self.infos[index].cell.spill.take();
-            if totals.samples > 0 {
+            // A take racing a fold may get some of its fields and not its
+            // count (counted last): keep every part, or the sums lose what
+            // the count alone would not show.
+            let touched = totals.samples > 0
+                || totals.weight != 0.0
+                || totals.weight_var != 0.0
+                || totals.value != 0.0
+                || totals.value_var != 0.0
+                || totals.min.is_finite()
+                || totals.max.is_finite()
+                || totals.inexact;
+            if touched {
                 self.add_spill(index, &totals);
             }
         }
@@ -162,6 +180,7 @@ impl Aggregator {
         let kind = self.infos[index].kind;
         let agg = &mut self.series[index];
         agg.samples += totals.samples;
+        agg.period_weight += totals.weight;
         agg.inexact |= totals.inexact;
         agg.sum += totals.value;
         agg.sum_var += totals.value_var;
@@ -247,6 +266,38 @@ impl Aggregator {
 }
 
 impl Aggregator {
+    /// Health: the estimated calls of each series (index = series id) since
+    /// the last call, into `out`: Σ 1/p of its drained and spilled samples
+    /// plus its exact calls. Starts the next period.
+    pub(crate) fn take_period_arrivals(&mut self, out: &mut Vec<f64>) {
+        self.sync();
+        out.clear();
+        for (info, agg) in self.infos.iter().zip(&mut self.series) {
+            let exact = info.cell.exact_calls.load(Ordering::Relaxed);
+            let new_exact = exact.saturating_sub(agg.exact_seen);
+            agg.exact_seen = exact;
+            out.push(agg.period_weight + new_exact as f64);
+            agg.period_weight = 0.0;
+        }
+    }
+
+    /// Name and labels of series `index`, if known.
+    pub(crate) fn series_name(&self, index: usize) -> Option<(Arc<str>, crate::handle::Labels)> {
+        self.infos
+            .get(index)
+            .map(|info| (info.name.clone(), info.labels.clone()))
+    }
+
+    /// Running totals of series `id` (Σ v/p, Σ v²(1−p)/p², Σ 1/p,
+    /// Σ (1−p)/p²), for tests that difference them around a trial.
+    #[cfg(test)]
+    pub(crate) fn totals(&mut self, id: crate::sample::MetricId) -> Option<[f64; 4]> {
+        self.sync();
+        self.series
+            .get(id.index())
+            .map(|agg| [agg.sum, agg.sum_var, agg.count, agg.count_var])
+    }
+
     /// Exact calls recorded straight into series cells.
     pub(crate) fn exact_calls(&self) -> u64 {
         self.infos

@@ -63,11 +63,13 @@ fn run(shared: &Shared, exporters: &[SyncSender<Job>]) {
             let mut aggregator = shared.aggregator();
             let (peak, _) = shared.drain(&mut aggregator);
             period.peak_utilisation = period.peak_utilisation.max(peak);
+            shared.health.drained(peak);
             aggregator.samples_recorded
         };
         period.busy += started.elapsed();
         if period.started.elapsed() >= config.controller.period {
             overflowing = control(shared, &period, samples, overflowing);
+            shared.health.end_period(shared, &mut shared.aggregator());
             period = Period::start(shared, samples);
         }
         if Instant::now() >= next_export {

@@ -68,6 +68,7 @@ pub mod export;
 mod flusher;
 mod global;
 mod handle;
+mod health;
 mod macros;
 #[cfg(feature = "otel-api")]
 pub mod otel;
@@ -102,6 +103,7 @@ pub use handle::{
     counter, gauge, histogram, try_counter, try_gauge, try_histogram, try_updown, updown, Counter,
     Gauge, Histogram, Labels, UpDownCounter,
 };
+pub use health::{Health, Reason, STORM_MIN_CALLS};
 pub use record::Value;
 pub use registry::{validate_name, DEFAULT_CARDINALITY_LIMIT, MAX_LABEL_LEN, OVERFLOW_KEY};
 pub use sample::MetricId;
@@ -127,6 +129,8 @@ pub mod loom_api {
     pub use crate::sampler::Sampler;
     pub use crate::spill::{Spill, SpillTotals};
 
+    pub use crate::pipeline::Pipeline;
+
     /// A sample for series `id`.
     pub fn sample(id: u32, inclusion_prob: f32, value: f64) -> Sample {
         Sample {
@@ -134,6 +138,40 @@ pub mod loom_api {
             inclusion_prob,
             value,
         }
+    }
+
+    /// A pipeline of one ring of `capacity` slots at `rate`.
+    pub fn pipeline(capacity: usize, rate: f32) -> Pipeline {
+        Pipeline::new(1, capacity, rate, f64::MAX)
+    }
+
+    /// What a producer does with a decided sample: push, or spill and
+    /// count on a full ring. False when the ring was closed.
+    pub fn submit(pipeline: &Pipeline, sample: Sample, spill: &Spill) -> bool {
+        pipeline.submit(0, sample, spill)
+    }
+
+    /// The pipeline's rate cell (the controller publishes here).
+    pub fn rate(pipeline: &Pipeline) -> &RateCell {
+        &pipeline.rate
+    }
+
+    /// The pipeline's ring.
+    pub fn ring(pipeline: &Pipeline) -> &Ring {
+        &pipeline.rings[0]
+    }
+
+    /// Producers inside a spill now (the shutdown hand-shake waits for 0),
+    /// read as shutdown reads it.
+    pub fn spilling(pipeline: &Pipeline) -> usize {
+        pipeline.spilling.load(crate::sync::Ordering::SeqCst)
+    }
+
+    /// Samples counted as spilled.
+    pub fn samples_dropped(pipeline: &Pipeline) -> u64 {
+        pipeline
+            .samples_dropped
+            .load(crate::sync::Ordering::Relaxed)
     }
 }
 

@@ -104,7 +104,12 @@ pub fn validate_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn validate_labels(name: &str, labels: &[(Arc<str>, Arc<str>)]) -> Result<(), RegistrationError> {
+/// Checks label keys and values: keys non-empty, keys and values at most
+/// [`MAX_LABEL_LEN`] bytes.
+pub(crate) fn validate_labels(
+    name: &str,
+    labels: &[(Arc<str>, Arc<str>)],
+) -> Result<(), RegistrationError> {
     for (key, value) in labels {
         let reason = if key.is_empty() {
             Some("the key is empty")

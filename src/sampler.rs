@@ -230,3 +230,18 @@ mod tests {
         assert_eq!(sampler.shard(4, || unreachable!("assigned already")), 2);
     }
 }
+
+/// Restarts this thread's sampler from `seed`, exactly as
+/// [`Sampler::with_seed`] starts a fresh one, so a test can replay the
+/// thread's decisions on its own sampler and know which calls were sampled
+/// and with which `p`. Test builds only.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn seed_this_thread(seed: u64) {
+    SAMPLER.with(|sampler| {
+        sampler.countdown.set(0);
+        sampler.prob.set(0.0);
+        sampler.rng.set(seed | 1);
+        sampler.rate_word.set(u64::MAX);
+        sampler.ln_keep.set(0.0);
+    });
+}

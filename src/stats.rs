@@ -28,7 +28,7 @@ impl CircuitState {
         }
     }
 
-    fn from_u8(value: u8) -> Self {
+    pub(crate) fn from_u8(value: u8) -> Self {
         match value {
             1 => CircuitState::Open,
             2 => CircuitState::HalfOpen,
@@ -85,6 +85,10 @@ pub struct Stats {
     pub circuit: CircuitState,
     /// The most recent export error, if any.
     pub last_export_error: Option<String>,
+    /// Time since the flusher last completed a drain pass: a few
+    /// milliseconds normally; growing when the flusher is starved or stuck
+    /// (see [`Engine::health`](crate::Engine::health)).
+    pub drain_lag: Duration,
 }
 
 /// Figures written by the flusher and export threads.

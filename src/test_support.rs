@@ -19,3 +19,33 @@ pub(crate) fn rss_bytes() -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
 }
+
+/// Set in a child process started by [`in_own_process`].
+const ISOLATED: &str = "HOTMETRICS_TEST_ISOLATED";
+
+/// Runs the calling test in a process of its own, so process-wide figures
+/// (resident memory) are not disturbed by tests running beside it.
+///
+/// Returns true in that child process: the caller runs its body. In the
+/// parent it starts this test binary again with only `test` (its full path,
+/// e.g. `tests::faults::name`) selected, forwards its output, fails if it
+/// failed, and returns false: the caller returns at once.
+pub(crate) fn in_own_process(test: &str) -> bool {
+    if std::env::var_os(ISOLATED).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let output = std::process::Command::new(exe)
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env(ISOLATED, "1")
+        .output()
+        .expect("start the test binary again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} failed in its own process:\n{stdout}\n{stderr}"
+    );
+    false
+}

@@ -7,6 +7,7 @@ use crate::controller::{ControllerConfig, ControllerMode};
 use crate::engine::Engine;
 use crate::error::{ConfigError, InstallError};
 use crate::export::Exporter;
+use crate::health::HealthConfig;
 use crate::registry::DEFAULT_CARDINALITY_LIMIT;
 
 /// Validated engine settings.
@@ -25,6 +26,7 @@ pub(crate) struct Config {
     pub(crate) histogram_max: f64,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) disabled: bool,
+    pub(crate) health: HealthConfig,
 }
 
 /// Builds and installs an [`Engine`].
@@ -57,6 +59,7 @@ pub struct Builder {
     histogram_resolution: f64,
     shutdown_timeout: Duration,
     disabled: bool,
+    health: HealthConfig,
     pub(crate) exporters: Vec<Box<dyn Exporter>>,
 }
 
@@ -91,6 +94,7 @@ impl Default for Builder {
             histogram_resolution: 0.001,
             shutdown_timeout: Duration::from_secs(5),
             disabled: false,
+            health: HealthConfig::default(),
             exporters: Vec::new(),
         }
     }
@@ -114,11 +118,19 @@ fn parse_bool(setting: &str, raw: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Smallest rate accepted: samplers work in `f32`, and a smaller rate
+/// would round to 0 there (never sampling) instead of being refused.
+pub(crate) const MIN_RATE: f64 = 1e-30;
+
 fn check_rate(setting: &str, rate: f64) -> Result<(), ConfigError> {
-    if rate > 0.0 && rate <= 1.0 {
+    if (MIN_RATE..=1.0).contains(&rate) {
         Ok(())
     } else {
-        Err(ConfigError::new(setting, rate, "a number in (0, 1]"))
+        Err(ConfigError::new(
+            setting,
+            rate,
+            "a number in (0, 1], at least 1e-30",
+        ))
     }
 }
 
@@ -245,6 +257,33 @@ impl Builder {
         self
     }
 
+    /// Health: share of samples spilled on full rings over one control
+    /// period above which [`Engine::health`] reports
+    /// [`Reason::Drops`](crate::Reason::Drops), in `[0, 1]` (default 0.001,
+    /// i.e. 0.1 %).
+    pub fn health_drop_threshold(mut self, share: f64) -> Self {
+        self.health.drop_threshold = share;
+        self
+    }
+
+    /// Health: a series whose arrival rate over one control period exceeds
+    /// `factor` times the lowest rate of the three periods before is
+    /// reported as a [`Reason::Storm`](crate::Reason::Storm); greater than
+    /// 1 (default 10).
+    pub fn storm_factor(mut self, factor: f64) -> Self {
+        self.health.storm_factor = factor;
+        self
+    }
+
+    /// Health: time without a completed drain pass after which
+    /// [`Engine::health`] reports
+    /// [`Reason::DrainLagging`](crate::Reason::DrainLagging) (default
+    /// 250 ms; the flusher normally drains every `drain_interval`).
+    pub fn drain_lag_threshold(mut self, lag: Duration) -> Self {
+        self.health.drain_lag = lag;
+        self
+    }
+
     /// Builds a disabled engine: installs nothing, every `record!` stays a
     /// no-op.
     pub fn disabled(mut self, disabled: bool) -> Self {
@@ -351,11 +390,21 @@ impl Builder {
                 .unwrap_or((self.controller.min_rate, self.controller.max_rate));
             let (new_min, new_max) = (min.unwrap_or(old_min), max.unwrap_or(old_max));
             if new_min > new_max {
-                return Err(ConfigError::new(
-                    "HOTMETRICS_MIN_SAMPLE_RATE",
-                    new_min,
-                    &format!("a rate no larger than the maximum ({new_max})"),
-                ));
+                // Name the variable that was set: with only the maximum
+                // given, it is the one that crosses the minimum in force.
+                return Err(if min.is_none() {
+                    ConfigError::new(
+                        "HOTMETRICS_MAX_SAMPLE_RATE",
+                        new_max,
+                        &format!("a rate no smaller than the minimum ({new_min})"),
+                    )
+                } else {
+                    ConfigError::new(
+                        "HOTMETRICS_MIN_SAMPLE_RATE",
+                        new_min,
+                        &format!("a rate no larger than the maximum ({new_max})"),
+                    )
+                });
             }
             self.bounds = Some((new_min, new_max));
         }
@@ -474,6 +523,27 @@ impl Builder {
                 "a positive finite number",
             ));
         }
+        if !(0.0..=1.0).contains(&self.health.drop_threshold) {
+            return Err(ConfigError::new(
+                "health_drop_threshold",
+                self.health.drop_threshold,
+                "a share of samples in [0, 1]",
+            ));
+        }
+        if !(self.health.storm_factor.is_finite() && self.health.storm_factor > 1.0) {
+            return Err(ConfigError::new(
+                "storm_factor",
+                self.health.storm_factor,
+                "a finite factor greater than 1",
+            ));
+        }
+        if self.health.drain_lag.is_zero() {
+            return Err(ConfigError::new(
+                "drain_lag_threshold",
+                "0s",
+                "a positive duration",
+            ));
+        }
         for prefix in &self.never_sample {
             if prefix.is_empty() {
                 return Err(ConfigError::new(
@@ -501,6 +571,7 @@ impl Builder {
             histogram_max: self.histogram_resolution * (1u64 << 62) as f64,
             shutdown_timeout: self.shutdown_timeout,
             disabled: self.disabled,
+            health: self.health.clone(),
         })
     }
 

@@ -20,6 +20,7 @@ use crate::error::{InstallError, ShutdownError};
 use crate::export::{ExportWorker, Exporter};
 use crate::flusher;
 use crate::global;
+use crate::health::{Health, Monitor};
 use crate::pipeline::Pipeline;
 use crate::registry;
 use crate::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<SharedStats>,
     pub(crate) start_time: SystemTime,
     pub(crate) stop: AtomicBool,
+    /// Per-period health figures, written by the flusher.
+    pub(crate) health: Monitor,
 }
 
 impl Shared {
@@ -95,6 +98,7 @@ impl Shared {
         stats.sample_rate = f64::from(self.pipeline.rate.rate());
         let _ = series;
         stats.exact_calls = aggregator.exact_calls();
+        stats.drain_lag = self.health.since_last_drain();
         stats
     }
 }
@@ -157,6 +161,10 @@ fn append_engine_series(series: &mut Vec<SeriesSnapshot>, stats: &Stats) {
         (
             "hotmetrics.ring_utilisation",
             MetricValue::Gauge(stats.ring_utilisation),
+        ),
+        (
+            "hotmetrics.drain_lag_seconds",
+            MetricValue::Gauge(stats.drain_lag.as_secs_f64()),
         ),
         (
             "hotmetrics.circuit_open",
@@ -226,6 +234,7 @@ impl Engine {
             stats: Arc::new(SharedStats::default()),
             start_time: SystemTime::now(),
             stop: AtomicBool::new(false),
+            health: Monitor::new(),
             config,
         });
         registry::configure(&shared.config.never_sample, shared.config.cardinality_limit);
@@ -301,6 +310,30 @@ impl Engine {
         }
     }
 
+    /// The engine's health, for a `/health` endpoint: healthy, or degraded
+    /// with the reasons and their figures (see [`Reason`](crate::Reason)).
+    ///
+    /// Most reasons are computed by the flusher at the end of each control
+    /// period (`controller_period`); drain lag and the circuit state are
+    /// read now. A disabled engine is healthy; a shut-down one is degraded
+    /// with [`Reason::ShutDown`](crate::Reason::ShutDown).
+    ///
+    /// ```
+    /// let engine = hotmetrics::Engine::builder().install().unwrap();
+    /// let health = engine.health();
+    /// println!("{health}"); // "healthy", or "degraded: ..." with figures
+    /// engine.shutdown().unwrap();
+    /// assert!(!engine.health().is_healthy());
+    /// ```
+    pub fn health(&self) -> Health {
+        match &self.shared {
+            Some(shared) => shared
+                .health
+                .evaluate(shared, self.shut_down.load(Ordering::Relaxed)),
+            None => Health::Healthy,
+        }
+    }
+
     /// The sample rate in force now.
     pub fn sample_rate(&self) -> f64 {
         self.shared
@@ -315,8 +348,12 @@ impl Engine {
     ///
     /// [`ConfigError`](crate::ConfigError) unless `rate` is in `(0, 1]`.
     pub fn set_sample_rate(&self, rate: f64) -> Result<(), crate::ConfigError> {
-        if !(rate > 0.0 && rate <= 1.0) {
-            return Err(crate::ConfigError::new("sample_rate", rate, "a number in (0, 1]"));
+        if !(builder::MIN_RATE..=1.0).contains(&rate) {
+            return Err(crate::ConfigError::new(
+                "sample_rate",
+                rate,
+                "a number in (0, 1], at least 1e-30",
+            ));
         }
         if let Some(shared) = &self.shared {
             shared.pipeline.rate.publish(rate as f32);

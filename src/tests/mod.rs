@@ -3,7 +3,14 @@
 //! public API as a user would; `crate::test_support::engine_lock` keeps
 //! engine installs from overlapping.
 
+mod burst;
 mod config;
+mod conservation;
 mod controller;
 mod engine;
+mod faults;
+mod health;
+mod honesty;
+mod hostile;
+mod lifetime;
 mod sampling;
