@@ -117,6 +117,12 @@ use crate::registry;
 use crate::Engine;
 
 /// The description prefix that makes an instrument exact (never sampled).
+///
+/// Leading whitespace is ignored; the description is exported unchanged.
+///
+/// ```
+/// assert!("[critical] Failed payments".starts_with(hotmetrics::otel::CRITICAL_MARKER));
+/// ```
 pub const CRITICAL_MARKER: &str = "[critical]";
 
 /// A collection slower than this is logged: draining waits for it.
@@ -218,6 +224,21 @@ impl MeterProvider {
 
     /// How many observable callbacks have panicked so far (each was caught
     /// and logged; the flusher went on).
+    ///
+    /// ```
+    /// use opentelemetry::metrics::MeterProvider as _;
+    ///
+    /// let engine = hotmetrics::Engine::builder().install().unwrap();
+    /// let provider = hotmetrics::otel::MeterProvider::new(&engine);
+    /// let _broken = provider
+    ///     .meter("doc")
+    ///     .u64_observable_gauge("doc.otel.broken")
+    ///     .with_callback(|_| panic!("this callback is broken"))
+    ///     .build();
+    /// let _ = engine.snapshot(); // runs the callback, catches its panic
+    /// assert_eq!(provider.callback_panics(), 1);
+    /// # engine.shutdown().unwrap();
+    /// ```
     pub fn callback_panics(&self) -> u64 {
         self.inner.callback_panics.load(Ordering::Relaxed)
     }
