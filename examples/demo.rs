@@ -8,6 +8,11 @@
 //! (the send), records it, and now and then connects or disconnects a
 //! client, fails a send, retries, or trips a circuit breaker. Progress is
 //! printed once a second.
+//!
+//! `OTEL_METRICS_EXPORTER=otlp` sends the metrics to an OpenTelemetry
+//! Collector (`OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`);
+//! `OTEL_METRICS_EXPORTER=prometheus` serves them for scraping on
+//! `localhost:9464/metrics`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -120,12 +125,18 @@ fn seconds_from_args() -> Result<u64, String> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = seconds_from_args()?;
     let threads = thread::available_parallelism().map_or(1, usize::from);
-    let engine = hotmetrics::Engine::builder()
+    let mut builder = hotmetrics::Engine::builder()
         .sample_rate(0.03)
         .controller_period(Duration::from_secs(1))
-        .export_interval(Duration::from_secs(seconds.max(1) * 2))
-        .from_env()?
-        .install()?;
+        .export_interval(Duration::from_secs(1))
+        .from_env()?;
+    // OTEL_METRICS_EXPORTER=otlp sends the metrics to a collector,
+    // =prometheus serves them on :9464/metrics; unset, the demo prints its
+    // own summary below.
+    if std::env::var_os("OTEL_METRICS_EXPORTER").is_some() {
+        builder = builder.exporters_from_env()?;
+    }
+    let engine = builder.install()?;
     println!(
         "message pump on {threads} threads for {seconds} s (sample rate starts at {})",
         engine.sample_rate()
