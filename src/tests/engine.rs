@@ -12,7 +12,7 @@ fn exact_engine() -> Engine {
     Engine::builder()
         .sample_rate(1.0)
         .adaptive(false)
-        .buffer_capacity(4096)
+        .buffer_capacity(1 << 16)
         .install()
         .expect("valid settings")
 }
@@ -49,9 +49,16 @@ fn rate_one_two_threads_million_calls_are_exact() {
     assert_eq!(latency.min, Some(0.0));
     assert_eq!(latency.max, Some(999.0));
     // Samples a full ring spilled keep count and sum exact but have no place
-    // in the distribution, so the quantile is approximate.
+    // in the distribution: the quantile is exact up to the histogram's
+    // precision only when nothing spilled (a starved flusher on a loaded
+    // machine can make the big ring overflow).
     let median = latency.quantile(0.5).unwrap();
-    assert!((median - 499.5).abs() <= 5.0, "median {median}");
+    let tolerance = if snapshot.stats.samples_dropped == 0 { 1.0 } else { 25.0 };
+    assert!(
+        (median - 499.5).abs() <= tolerance,
+        "median {median}, {} samples spilled",
+        snapshot.stats.samples_dropped
+    );
     engine.shutdown().unwrap();
 }
 
