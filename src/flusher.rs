@@ -107,6 +107,11 @@ fn control(shared: &Shared, period: &Period, samples: u64, was_overflowing: bool
         shared.stats.rate_changes.fetch_add(1, Ordering::Relaxed);
         log::info!(
             target: "hotmetrics",
+            old_rate = rate,
+            new_rate = f64::from(next),
+            peak_utilisation = observation.peak_utilisation,
+            drops = drops,
+            busy_fraction = observation.busy_fraction;
             "sample rate {rate:.4} -> {next:.4} (peak ring use {:.0}%, {} drops, flusher busy {:.1}%)",
             observation.peak_utilisation * 100.0,
             drops,
@@ -117,6 +122,8 @@ fn control(shared: &Shared, period: &Period, samples: u64, was_overflowing: bool
     if overflowing && !was_overflowing {
         log::warn!(
             target: "hotmetrics",
+            spilled = drops,
+            period_secs = elapsed;
             "ring overflow: {drops} samples spilled in the last {elapsed:.1}s (estimates stay unbiased; lowering the rate)"
         );
     } else if !overflowing && was_overflowing {

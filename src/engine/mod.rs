@@ -406,6 +406,9 @@ impl Engine {
         }
         log::info!(
             target: "hotmetrics",
+            samples_recorded = snapshot.stats.samples_recorded,
+            samples_dropped = snapshot.stats.samples_dropped,
+            values_rejected = snapshot.stats.values_rejected;
             "hotmetrics engine shut down: {} samples recorded, {} dropped (spilled), {} values rejected",
             snapshot.stats.samples_recorded,
             snapshot.stats.samples_dropped,

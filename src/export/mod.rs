@@ -262,6 +262,8 @@ impl FailureLog {
         if due {
             log::warn!(
                 target: "hotmetrics",
+                exporter = name,
+                suppressed = self.suppressed;
                 "export to {name} failed: {error} ({} similar failures not logged)",
                 self.suppressed
             );
