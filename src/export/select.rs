@@ -48,6 +48,13 @@ pub fn from_env() -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
 /// [`from_env`] over the given variables instead of the process
 /// environment.
 ///
+/// ```
+/// let exporters =
+///     hotmetrics::export::from_vars([("OTEL_METRICS_EXPORTER", "console,none")]).unwrap();
+/// assert_eq!(exporters.len(), 1);
+/// assert_eq!(exporters[0].name(), "stdout");
+/// ```
+///
 /// # Errors
 ///
 /// As [`from_env`].

@@ -9,6 +9,18 @@ use std::time::Duration;
 use crate::export::env::Resource;
 
 /// Transport protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+///
+/// ```
+/// use hotmetrics::export::otlp::Protocol;
+/// use hotmetrics::export::Otlp;
+///
+/// let exporter = Otlp::builder()
+///     .env_vars([("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])
+///     .build()
+///     .unwrap();
+/// assert_eq!(exporter.protocol(), Protocol::HttpProtobuf);
+/// assert_eq!(exporter.endpoint(), "http://localhost:4318/v1/metrics");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Protocol {
@@ -86,6 +98,20 @@ pub const MAX_EXPONENTIAL_BUCKETS: usize = 160;
 /// `d = min(initial · 2ⁿ, max)`, unless the backend said when to come back
 /// (`Retry-After`, gRPC `RetryInfo`). Retries stop when the export timeout
 /// would be passed.
+///
+/// ```
+/// use std::time::Duration;
+/// use hotmetrics::export::otlp::RetryPolicy;
+///
+/// let exporter = hotmetrics::export::Otlp::builder()
+///     .retry(RetryPolicy {
+///         initial_backoff: Duration::from_millis(200),
+///         max_backoff: Duration::from_secs(5),
+///     })
+///     .build()
+///     .unwrap();
+/// # drop(exporter);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// First delay (default 1 s).
@@ -109,6 +135,22 @@ impl Default for RetryPolicy {
 /// open → half-open once `open_for` has passed (doubled after each failed
 /// probe, up to `max_open_for`); half-open → closed when the probe succeeds.
 /// While open, `export` fails at once without touching the network.
+///
+/// ```
+/// use std::time::Duration;
+/// use hotmetrics::export::otlp::CircuitBreakerPolicy;
+///
+/// let exporter = hotmetrics::export::Otlp::builder()
+///     .circuit_breaker(CircuitBreakerPolicy {
+///         failure_threshold: 3,
+///         open_for: Duration::from_secs(5),
+///         max_open_for: Duration::from_secs(60),
+///     })
+///     .build()
+///     .unwrap();
+/// assert_eq!(exporter.circuit_state(), hotmetrics::CircuitState::Closed);
+/// # use hotmetrics::export::Exporter;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CircuitBreakerPolicy {
     /// Consecutive failed attempts that open the circuit (default 5).

@@ -21,19 +21,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
-    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
-    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric::Data, number_data_point, AggregationTemporality, ExponentialHistogram, Gauge,
+    Histogram, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::config::{Config, HistogramAggregation};
 use super::delta::{counter_delta, Baseline, DeltaState};
-use super::exponential::{exponential_masses, scale_for_sigfig};
-use crate::export::rebucket::{explicit_masses, round_preserving_total};
+use super::histogram::HistogramView;
 use crate::handle::Labels;
 use crate::registry::OVERFLOW_KEY;
-use crate::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot, Snapshot};
+use crate::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
 
 fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {
@@ -331,119 +329,5 @@ impl Mapper<'_> {
                 ..Default::default()
             },
         );
-    }
-}
-
-/// A histogram as one point will show it: cumulative, or the difference
-/// from the accepted baseline.
-struct HistogramView<'a> {
-    current: &'a HistogramSnapshot,
-    accepted: Option<&'a HistogramSnapshot>,
-    count: Estimate,
-    sum: Estimate,
-    min: Option<f64>,
-    max: Option<f64>,
-}
-
-impl<'a> HistogramView<'a> {
-    fn new(
-        current: &'a HistogramSnapshot,
-        accepted: Option<&'a HistogramSnapshot>,
-        delta: bool,
-    ) -> Self {
-        let exact = current.min_max_exact;
-        let (mut min, mut max) = if exact {
-            (current.min, current.max)
-        } else {
-            (None, None)
-        };
-        if let (true, Some(accepted)) = (delta, accepted) {
-            // The interval's extreme is known only if the cumulative one
-            // moved during it.
-            min = min.filter(|now| accepted.min.is_none_or(|before| *now < before));
-            max = max.filter(|now| accepted.max.is_none_or(|before| *now > before));
-        }
-        let (count, sum) = match accepted {
-            Some(accepted) => (
-                counter_delta(&current.count, Some(&accepted.count)),
-                counter_delta(&current.sum, Some(&accepted.sum)),
-            ),
-            None => (current.count, current.sum),
-        };
-        Self {
-            current,
-            accepted,
-            count,
-            sum,
-            min,
-            max,
-        }
-    }
-
-    fn explicit(
-        &self,
-        bounds: &[f64],
-        attributes: Vec<KeyValue>,
-        start: u64,
-        now: u64,
-    ) -> HistogramDataPoint {
-        let mut masses = explicit_masses(self.current, bounds);
-        if let Some(accepted) = self.accepted {
-            for (mass, before) in masses.iter_mut().zip(explicit_masses(accepted, bounds)) {
-                *mass -= before;
-            }
-        }
-        let (bucket_counts, count) = round_preserving_total(&masses);
-        HistogramDataPoint {
-            attributes,
-            start_time_unix_nano: start,
-            time_unix_nano: now,
-            count,
-            sum: Some(self.sum.value),
-            bucket_counts,
-            explicit_bounds: bounds.to_vec(),
-            min: self.min.filter(|_| count > 0),
-            max: self.max.filter(|_| count > 0),
-            ..Default::default()
-        }
-    }
-
-    fn exponential(
-        &self,
-        max_buckets: usize,
-        attributes: Vec<KeyValue>,
-        start: u64,
-        now: u64,
-    ) -> ExponentialHistogramDataPoint {
-        let scale = scale_for_sigfig(self.current.distribution().0.sigfig());
-        let mut masses = exponential_masses(self.current, scale);
-        if let Some(accepted) = self.accepted {
-            masses = masses.minus(&exponential_masses(accepted, scale));
-        }
-        let masses = masses.fit(max_buckets);
-        let (offset, dense) = masses.dense();
-        let mut all = Vec::with_capacity(dense.len() + 1);
-        all.push(masses.zero);
-        all.extend(dense);
-        let (mut rounded, count) = round_preserving_total(&all);
-        let zero_count = rounded.remove(0);
-        ExponentialHistogramDataPoint {
-            attributes,
-            start_time_unix_nano: start,
-            time_unix_nano: now,
-            count,
-            sum: Some(self.sum.value),
-            scale: masses.scale,
-            zero_count,
-            positive: Some(Buckets {
-                offset,
-                bucket_counts: rounded,
-            }),
-            negative: None,
-            min: self.min.filter(|_| count > 0),
-            max: self.max.filter(|_| count > 0),
-            zero_threshold: 0.0,
-            ..Default::default()
-        }
     }
 }

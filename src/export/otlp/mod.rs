@@ -36,6 +36,7 @@ mod delta;
 mod exponential;
 #[cfg(feature = "otlp-grpc")]
 mod grpc;
+mod histogram;
 mod http;
 mod mapping;
 mod retry;
@@ -284,19 +285,23 @@ impl Exporter for Otlp {
                     retry_after,
                 } => {
                     let now = Instant::now();
-                    if self.breaker.on_failure(now) || probe {
-                        return Err(ExportError::Transient(format!(
-                            "{reason} (attempt {attempts}; circuit open)"
-                        )));
-                    }
+                    // A failed probe, or the failure that opens the circuit,
+                    // ends the export at once.
+                    let open = self.breaker.on_failure(now) || probe;
                     let wait =
                         retry_after.unwrap_or_else(|| backoff(&self.config.retry, attempts - 1));
-                    if now + wait + MIN_ATTEMPT < deadline {
+                    if !open && now + wait + MIN_ATTEMPT < deadline {
                         std::thread::sleep(wait);
                         continue;
                     }
+                    // A wait the backend asked for holds for later exports too.
                     if let Some(after) = retry_after {
                         self.not_before = Some(now + after);
+                    }
+                    if open {
+                        return Err(ExportError::Transient(format!(
+                            "{reason} (attempt {attempts}; circuit open)"
+                        )));
                     }
                     reason
                 }

@@ -99,7 +99,8 @@ impl Prometheus {
     }
 
     /// Serves `/metrics` on `OTEL_EXPORTER_PROMETHEUS_HOST`:
-    /// `OTEL_EXPORTER_PROMETHEUS_PORT` (default `localhost:9464`).
+    /// `OTEL_EXPORTER_PROMETHEUS_PORT` (default `localhost:9464`, bound as
+    /// `127.0.0.1:9464`).
     ///
     /// # Errors
     ///
@@ -145,6 +146,18 @@ impl Exporter for Prometheus {
 }
 
 /// Builds a [`Prometheus`] exporter.
+///
+/// ```
+/// use hotmetrics::export::Prometheus;
+///
+/// let prometheus = Prometheus::builder()
+///     .address("127.0.0.1:0") // a free port; default localhost:9464
+///     .bucket_boundaries("http.latency_ms", [1.0, 10.0, 100.0])
+///     .build()
+///     .expect("a free local port");
+/// let addr = prometheus.local_addr().unwrap();
+/// println!("scrape http://{addr}/metrics");
+/// ```
 #[derive(Debug, Default)]
 pub struct PrometheusBuilder {
     address: Option<String>,
@@ -315,7 +328,11 @@ impl PrometheusBuilder {
                         ConfigError::new("OTEL_EXPORTER_PROMETHEUS_PORT", &raw, "a port, 0–65535")
                     })?,
                 };
-                let host = if host.contains(':') && !host.starts_with('[') {
+                let host = if host.eq_ignore_ascii_case("localhost") {
+                    // One predictable socket: `localhost` may resolve to ::1
+                    // first, which a scraper of 127.0.0.1 would not reach.
+                    "127.0.0.1".to_string()
+                } else if host.contains(':') && !host.starts_with('[') {
                     format!("[{host}]")
                 } else {
                     host

@@ -23,6 +23,15 @@ use crate::handle::Labels;
 use crate::snapshot::{Estimate, MetricValue, Snapshot};
 
 /// Which exposition format to write.
+///
+/// ```
+/// use hotmetrics::export::prometheus::PrometheusFormat;
+/// use hotmetrics::export::Prometheus;
+///
+/// let prometheus = Prometheus::builder().without_server().build().unwrap();
+/// let text = prometheus.render_as(PrometheusFormat::OpenMetrics);
+/// assert!(text.ends_with("# EOF\n"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PrometheusFormat {

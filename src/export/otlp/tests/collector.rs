@@ -80,7 +80,10 @@ impl Received {
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
-    connections: usize,
+    /// Requests seen, kept or not.
+    count: usize,
+    /// False: count requests but keep none (memory measurements).
+    forget: bool,
 }
 
 pub(crate) struct Collector {
@@ -120,7 +123,6 @@ impl Collector {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                lock(&state2).connections += 1;
                 let (state, script, stop) = (state2.clone(), script.clone(), stop2.clone());
                 thread::spawn(move || connection(stream, &state, &*script, &stop));
             }
@@ -144,7 +146,13 @@ impl Collector {
     }
 
     pub(crate) fn request_count(&self) -> usize {
-        lock(&self.state).received.len()
+        lock(&self.state).count
+    }
+
+    /// Counts requests without keeping them.
+    pub(crate) fn forgetting(self) -> Self {
+        lock(&self.state).forget = true;
+        self
     }
 
     /// Requests answered with a 2xx status.
@@ -245,6 +253,19 @@ fn connection(stream: TcpStream, state: &Mutex<State>, script: &Script, stop: &A
             .expect("the exporter sends a valid ExportMetricsServiceRequest");
         let index = {
             let mut state = lock(state);
+            state.count += 1;
+            if state.forget {
+                drop(state);
+                let reply = script(0);
+                let head = format!(
+                    "HTTP/1.1 {} Test\r\nContent-Length: 0\r\n\r\n",
+                    reply.status
+                );
+                if (&stream).write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
             state.received.push(Received {
                 path,
                 headers: headers.clone(),

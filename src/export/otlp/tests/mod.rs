@@ -9,6 +9,7 @@ mod faults;
 mod grpc;
 mod http;
 mod mapping;
+mod measure;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
