@@ -87,6 +87,7 @@ impl EnvSource {
     }
 }
 
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
 /// Decodes `%XX` escapes; `None` on a malformed escape or invalid UTF-8.
 pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
@@ -105,6 +106,7 @@ pub(crate) fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
 /// Parses `k1=v1,k2=v2` with percent-encoded keys and values. Empty
 /// members are skipped. On error, returns the 1-based position of the bad
 /// member (never its text: it may be a credential).
@@ -126,6 +128,7 @@ pub(crate) fn parse_pairs(raw: &str) -> Result<Vec<(String, String)>, usize> {
     Ok(pairs)
 }
 
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
 /// The resource of this process: `service.name` and the other attributes,
 /// from explicit settings, `OTEL_SERVICE_NAME` and
 /// `OTEL_RESOURCE_ATTRIBUTES`, in that order of precedence.
@@ -135,6 +138,7 @@ pub(crate) struct Resource {
     pub(crate) attributes: Vec<(String, String)>,
 }
 
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
 impl Resource {
     /// Builds the resource. `explicit_name` and `explicit` (attributes set in
     /// code) win over the environment.
@@ -185,6 +189,7 @@ impl Resource {
     }
 }
 
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
 /// `unknown_service:<executable name>`, as the semantic conventions say.
 fn default_service_name() -> String {
     let executable = std::env::current_exe()
@@ -213,6 +218,7 @@ mod tests {
         assert_eq!(env.first(&["A", "B"]), Some(("B", "x".to_string())));
     }
 
+    #[cfg(any(feature = "otlp", feature = "prometheus"))]
     #[test]
     fn pairs_are_percent_decoded() {
         let pairs = parse_pairs("a=1, b%2Cc = x%3Dy ,,").unwrap();
@@ -238,6 +244,7 @@ mod tests {
         assert_eq!(error.setting, "N");
     }
 
+    #[cfg(any(feature = "otlp", feature = "prometheus"))]
     #[test]
     fn resource_precedence() {
         let env = EnvSource::from_vars([
