@@ -40,6 +40,7 @@ pub(crate) struct HttpTransport {
     /// Values are credentials: never log them.
     headers: Vec<(String, String)>,
     gzip: bool,
+    https: bool,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -105,6 +106,7 @@ impl HttpTransport {
             shown: redact_url(&config.endpoint),
             headers: config.headers.clone(),
             gzip: config.compression == Compression::Gzip,
+            https: config.endpoint.starts_with("https://"),
         })
     }
 
@@ -138,6 +140,11 @@ impl HttpTransport {
             },
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
                 Attempt::Permanent(format!("TLS with {shown} failed: {error}"))
+            }
+            // rustls reports a refused certificate through the stream as
+            // invalid data: retrying will not change the certificate.
+            ureq::Error::Io(io) if self.https && io.kind() == std::io::ErrorKind::InvalidData => {
+                Attempt::Permanent(format!("TLS with {shown} failed: {io}"))
             }
             // These messages could echo the URL or a header: keep them out.
             ureq::Error::BadUri(_) | ureq::Error::Http(_) => Attempt::Permanent(format!(

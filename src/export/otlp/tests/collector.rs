@@ -112,7 +112,25 @@ impl Collector {
         Ok(Self::serve(TcpListener::bind(addr)?, Arc::new(script)))
     }
 
+    /// A collector behind TLS (`https://`), with `config`'s certificate and
+    /// client authentication.
+    pub(crate) fn start_tls(
+        config: rustls::ServerConfig,
+        script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        Self::serve_with(listener, Arc::new(script), Some(Arc::new(config)))
+    }
+
     fn serve(listener: TcpListener, script: Arc<Script>) -> Self {
+        Self::serve_with(listener, script, None)
+    }
+
+    fn serve_with(
+        listener: TcpListener,
+        script: Arc<Script>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
         let addr = listener.local_addr().expect("bound");
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -123,8 +141,19 @@ impl Collector {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let (state, script, stop) = (state2.clone(), script.clone(), stop2.clone());
-                thread::spawn(move || connection(stream, &state, &*script, &stop));
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    None => connection(stream, &state, &*script, &stop),
+                    Some(config) => {
+                        let Ok(session) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        let stream = rustls::StreamOwned::new(session, stream);
+                        connection(stream, &state, &*script, &stop);
+                    }
+                });
             }
         });
         Self {
@@ -138,6 +167,11 @@ impl Collector {
     /// `http://127.0.0.1:port` (the exporter appends `/v1/metrics`).
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:port`.
+    pub(crate) fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// Every request received so far.
@@ -198,9 +232,8 @@ impl Drop for Collector {
 }
 
 /// Serves requests on one keep-alive connection until it closes.
-fn connection(stream: TcpStream, state: &Mutex<State>, script: &Script, stop: &AtomicBool) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(&stream);
+fn connection(stream: impl Read + Write, state: &Mutex<State>, script: &Script, stop: &AtomicBool) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         match reader.read_line(&mut request_line) {
@@ -261,7 +294,7 @@ fn connection(stream: TcpStream, state: &Mutex<State>, script: &Script, stop: &A
                     "HTTP/1.1 {} Test\r\nContent-Length: 0\r\n\r\n",
                     reply.status
                 );
-                if (&stream).write_all(head.as_bytes()).is_err() {
+                if reader.get_mut().write_all(head.as_bytes()).is_err() {
                     return;
                 }
                 continue;
@@ -292,8 +325,11 @@ fn connection(stream: TcpStream, state: &Mutex<State>, script: &Script, stop: &A
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        let mut writer = &stream;
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&reply.body).is_err() {
+        let writer = reader.get_mut();
+        if writer.write_all(head.as_bytes()).is_err()
+            || writer.write_all(&reply.body).is_err()
+            || writer.flush().is_err()
+        {
             return;
         }
     }

@@ -66,6 +66,21 @@ impl GrpcCollector {
     }
 
     fn start_on(addr: SocketAddr, script: fn(usize) -> GrpcReply) -> Self {
+        Self::serve(addr, script, None)
+    }
+
+    /// Behind TLS, offering HTTP/2 by ALPN.
+    fn start_tls(mut config: rustls::ServerConfig, script: fn(usize) -> GrpcReply) -> Self {
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::serve("127.0.0.1:0".parse().unwrap(), script, Some(acceptor))
+    }
+
+    fn serve(
+        addr: SocketAddr,
+        script: fn(usize) -> GrpcReply,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
         let listener = std::net::TcpListener::bind(addr).expect("a loopback port");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -86,7 +101,20 @@ impl GrpcCollector {
                     if stop2.load(Ordering::Acquire) {
                         break;
                     }
-                    tokio::spawn(connection(socket, calls2.clone(), script));
+                    let calls = calls2.clone();
+                    match &tls {
+                        None => {
+                            tokio::spawn(connection(socket, calls, script));
+                        }
+                        Some(acceptor) => {
+                            let accept = acceptor.accept(socket);
+                            tokio::spawn(async move {
+                                if let Ok(stream) = accept.await {
+                                    connection(stream, calls, script).await;
+                                }
+                            });
+                        }
+                    }
                 }
             });
         });
@@ -100,6 +128,10 @@ impl GrpcCollector {
 
     fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -117,7 +149,10 @@ impl Drop for GrpcCollector {
     }
 }
 
-async fn connection(socket: tokio::net::TcpStream, calls: Calls, script: fn(usize) -> GrpcReply) {
+async fn connection<S>(socket: S, calls: Calls, script: fn(usize) -> GrpcReply)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let Ok(mut connection) = h2::server::handshake(socket).await else {
         return;
     };
@@ -359,4 +394,29 @@ fn collector_down_at_start_then_up() {
     assert_eq!(otlp.circuit_state(), CircuitState::Closed);
     let calls = collector.calls();
     assert_eq!(value(&points(metric(&calls[0].request, "orders"))[0]), 2.0);
+}
+
+#[test]
+fn grpc_over_tls_with_a_private_ca_and_a_client_certificate() {
+    use super::tls::{server_config, Pki};
+    let collector = GrpcCollector::start_tls(server_config(true), |_| ok());
+    let pki = Pki::write("grpc");
+    let mut otlp = Otlp::builder()
+        .env_vars([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_string()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.https_url()),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.path("ca.pem")),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                pki.path("client.pem"),
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", pki.path("client.key")),
+        ])
+        .timeout(Duration::from_secs(2))
+        .export_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    otlp.export(&orders(9.0)).unwrap();
+    let calls = collector.calls();
+    assert_eq!(value(&points(metric(&calls[0].request, "orders"))[0]), 9.0);
 }

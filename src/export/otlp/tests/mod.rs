@@ -10,6 +10,7 @@ mod grpc;
 mod http;
 mod mapping;
 mod measure;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
