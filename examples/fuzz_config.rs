@@ -170,7 +170,8 @@ fn check_config(rng: &mut fastrand::Rng) -> Result<(), String> {
             match builder.adaptive(false).install() {
                 Ok(engine) => {
                     let rate = engine.sample_rate();
-                    if !(rate > 0.0 && rate <= 1.0) && !engine.is_disabled() {
+                    let rate_ok = rate > 0.0 && rate <= 1.0;
+                    if !rate_ok && !engine.is_disabled() {
                         return Err(format!("{vars:?}: installed with rate {rate}"));
                     }
                     engine

@@ -10,6 +10,11 @@
 //!   middle of the band (`(low + high) / 2` utilisation, 80 % of the CPU
 //!   budget). Drops reveal demand the full ring could not show, so demand is
 //!   scaled by `(samples + drops) / samples`. One step absorbs a 10× burst.
+//!   A near miss (a peak above the high-water mark with no drop) only trims
+//!   the rate back to the mark: such a peak is often one late drain (the
+//!   flusher descheduled for a few milliseconds), and cutting to the middle
+//!   of the band on every such period would walk the rate down far below
+//!   what the load needs.
 //! * **Increases are capped** at ×[`ControllerConfig::max_increase`] per
 //!   period and happen only when the ring sits below the low-water mark and
 //!   the flusher is well inside its budget. Up to the configured rate
@@ -154,6 +159,13 @@ fn adaptive(config: &ControllerConfig, observed: &Observation) -> f64 {
         || observed.peak_utilisation > config.high_water
         || observed.busy_fraction > config.cpu_budget;
     if pressured {
+        let ring_factor = if observed.drops > 0 {
+            ring_factor
+        } else if observed.peak_utilisation > config.high_water {
+            config.high_water / observed.peak_utilisation
+        } else {
+            f64::INFINITY
+        };
         return rate * ring_factor.min(cpu_factor).min(1.0);
     }
     let quiet = observed.peak_utilisation < config.low_water

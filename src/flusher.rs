@@ -157,8 +157,9 @@ fn offer_snapshot(shared: &Shared, exporters: &[SyncSender<Job>]) {
 pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline: Instant) {
     let pipeline = &shared.pipeline;
     let finals: Vec<usize> = pipeline.rings.iter().map(|ring| ring.close()).collect();
-    // SeqCst: pairs with the SeqCst increment in `Pipeline::spill`.
-    while pipeline.spilling.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+    // An RMW read (not a load), pairing with the increment in
+    // `Pipeline::spill`: see `Ring::is_closed_seqcst` for why.
+    while pipeline.spilling.fetch_add(0, Ordering::SeqCst) != 0 && Instant::now() < deadline {
         thread::yield_now();
     }
     for (ring, final_tail) in pipeline.rings.iter().zip(finals) {

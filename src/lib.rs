@@ -162,9 +162,11 @@ pub mod loom_api {
     }
 
     /// Producers inside a spill now (the shutdown hand-shake waits for 0),
-    /// read as shutdown reads it.
+    /// read as `flusher::final_drain` reads it (an RMW).
     pub fn spilling(pipeline: &Pipeline) -> usize {
-        pipeline.spilling.load(crate::sync::Ordering::SeqCst)
+        pipeline
+            .spilling
+            .fetch_add(0, crate::sync::Ordering::SeqCst)
     }
 
     /// Samples counted as spilled.

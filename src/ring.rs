@@ -241,9 +241,9 @@ impl Ring {
     /// Closes the ring: no claim succeeds afterwards. Returns the final tail
     /// position; every position below it was claimed and will be published.
     pub fn close(&self) -> usize {
-        // SeqCst: part of the spill hand-shake (`Pipeline::spill` reads the
-        // bit with SeqCst after announcing itself); the returned tail is the
-        // final claim count.
+        // SeqCst RMW: part of the spill hand-shake (`Pipeline::spill` reads
+        // the bit with an RMW after announcing itself, see
+        // `is_closed_seqcst`); the returned tail is the final claim count.
         self.tail.fetch_or(CLOSED, Ordering::SeqCst) & !CLOSED
     }
 
@@ -252,10 +252,21 @@ impl Ring {
         self.tail.load(Ordering::Relaxed) & CLOSED != 0
     }
 
-    /// [`Ring::is_closed`] with SeqCst, for the spill hand-shake: pairs with
-    /// the SeqCst counter of producers inside a spill (see `Pipeline::spill`).
+    /// [`Ring::is_closed`] for the spill hand-shake (see `Pipeline::spill`
+    /// and `flusher::final_drain`).
+    ///
+    /// The hand-shake is a store-then-load on each side (producer: count
+    /// itself in `spilling`, then look at `tail`; shutdown: close `tail`,
+    /// then look at `spilling`). Each look is a read-modify-write that
+    /// changes nothing, not a plain load: RMWs on one location are totally
+    /// ordered and each reads the latest value, so with acquire-release
+    /// alone (no reliance on SeqCst loads, which loom models as acquire)
+    /// at least one side sees the other. A CAS claim racing this RMW
+    /// still succeeds: the value it compares is unchanged.
     pub(crate) fn is_closed_seqcst(&self) -> bool {
-        self.tail.load(Ordering::SeqCst) & CLOSED != 0
+        // SeqCst RMW: pairs with `close`'s RMW on `tail` and with the RMW
+        // reads of `spilling` (see above).
+        self.tail.fetch_or(0, Ordering::SeqCst) & CLOSED != 0
     }
 
     /// Position of the next sample the consumer will read.
@@ -341,7 +352,12 @@ mod tests {
             })
             .collect();
         let mut last_seen = [-1.0f64; 4];
-        let mut accepted = [HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new()];
+        let mut accepted = [
+            HashSet::new(),
+            HashSet::new(),
+            HashSet::new(),
+            HashSet::new(),
+        ];
         let mut record = |s: Sample| {
             let producer = s.id.index();
             assert!(s.value > last_seen[producer], "per-producer order");
@@ -355,7 +371,10 @@ mod tests {
         for (producer, handle) in producers.into_iter().enumerate() {
             let refused = handle.join().unwrap();
             assert!(refused.is_disjoint(&accepted[producer]));
-            assert_eq!(refused.len() + accepted[producer].len(), per_producer as usize);
+            assert_eq!(
+                refused.len() + accepted[producer].len(),
+                per_producer as usize
+            );
         }
     }
 }

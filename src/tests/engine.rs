@@ -53,7 +53,11 @@ fn rate_one_two_threads_million_calls_are_exact() {
     // precision only when nothing spilled (a starved flusher on a loaded
     // machine can make the big ring overflow).
     let median = latency.quantile(0.5).unwrap();
-    let tolerance = if snapshot.stats.samples_dropped == 0 { 1.0 } else { 25.0 };
+    let tolerance = if snapshot.stats.samples_dropped == 0 {
+        1.0
+    } else {
+        25.0
+    };
     assert!(
         (median - 499.5).abs() <= tolerance,
         "median {median}, {} samples spilled",

@@ -277,7 +277,7 @@ fn quantiles_of_a_sampled_log_normal_stay_within_the_stated_error() {
     check_quantiles(
         "honesty.quantiles_log_normal",
         |rng| 100.0 * normal(rng).exp(),
-        0x10c_a1,
+        0x0001_0ca1,
     );
 }
 
@@ -293,6 +293,6 @@ fn quantiles_of_a_sampled_bimodal_distribution_stay_within_the_stated_error() {
                 (500.0 + 50.0 * normal(rng)).max(0.0)
             }
         },
-        0xb1_da1,
+        0x000b_1da1,
     );
 }
