@@ -3,9 +3,11 @@
 //! bump (spills, rejections). It belongs to the hot side: nothing here knows
 //! about aggregation or export.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
+use crate::global;
 use crate::rate::RateCell;
 use crate::ring::{PushError, Ring};
 use crate::sample::Sample;
@@ -61,10 +63,11 @@ impl Pipeline {
     }
 
     /// Pushes a sample to `shard`; on failure folds it into `spill` and counts
-    /// the drop. A sample refused because the ring is closed belongs to a
-    /// call made after shutdown and is ignored, like every such call.
+    /// the drop. Returns `false` only when the ring is closed: the pipeline
+    /// was shut down, and the sample belongs to a call made after that (the
+    /// caller may retry on a newer pipeline, or drop it like every such call).
     #[inline]
-    pub(crate) fn submit(&self, shard: usize, sample: Sample, spill: &Spill) {
+    pub(crate) fn submit(&self, shard: usize, sample: Sample, spill: &Spill) -> bool {
         let ring = &self.rings[shard % self.rings.len()];
         match ring.push(sample) {
             Ok(pos) => {
@@ -73,11 +76,13 @@ impl Pipeline {
                 if pos % 64 == 0 && ring.len() >= self.high_water {
                     self.wake_flusher();
                 }
+                true
             }
             Err(PushError::Full(sample)) | Err(PushError::Contended(sample)) => {
                 self.spill(ring, sample, spill);
+                true
             }
-            Err(PushError::Closed(_)) => {}
+            Err(PushError::Closed(_)) => false,
         }
     }
 
@@ -117,5 +122,77 @@ impl Pipeline {
     #[inline(never)]
     pub(crate) fn reject(&self) {
         self.values_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// This thread's handle on the installed pipeline.
+//
+// A sampled call needs the pipeline (rate cell, rings). Loading it from the
+// global `ArcSwapOption` costs two full-barrier atomic operations (take and
+// repay a debt slot), about as much as the ring push itself. Each thread
+// therefore keeps its own `Arc` to the pipeline it last used and only goes
+// back to the global slot when that one is gone:
+//
+// * `global::is_active()` false (uninstalled): the handle is dropped, so a
+//   shut-down engine's memory is released at the thread's next sampled call;
+// * the cached pipeline refuses a push as closed (a newer engine was
+//   installed since): the caller reloads and retries once.
+//
+// A handle that is stale but not yet closed is still a live pipeline whose
+// final drain will take what is pushed to it, exactly as a call holding an
+// `arc-swap` guard across an uninstall would. The slot is only touched on
+// sampled calls, never on the countdown path, so its lazy destructor
+// registration costs nothing per call; the `Arc` is released at thread exit.
+std::thread_local! {
+    static CURRENT: RefCell<Option<Arc<Pipeline>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the installed pipeline (`None` when no engine is
+/// installed), through this thread's cached handle.
+///
+/// `f` returns `Err(value)` to ask for one retry on a freshly loaded
+/// pipeline (its push found the cached one closed); the retry gets the same
+/// `value` back. Returns `None` when `f` asked for a retry twice.
+#[inline]
+pub(crate) fn with_current<T, R>(
+    value: T,
+    mut f: impl FnMut(Option<&Pipeline>, T) -> Result<R, T>,
+) -> Option<R> {
+    if !global::is_active() {
+        let _ = CURRENT.try_with(|current| {
+            if let Ok(mut current) = current.try_borrow_mut() {
+                current.take();
+            }
+        });
+        return f(None, value).ok();
+    }
+    let mut pending = Some(value);
+    let through_cache = CURRENT.try_with(|current| {
+        let Ok(mut current) = current.try_borrow_mut() else {
+            // Re-entered (a call made while this one holds the handle):
+            // use the global slot directly.
+            let value = pending.take()?;
+            return f(global::pipeline().as_deref(), value).ok();
+        };
+        if current.is_none() {
+            *current = global::pipeline().as_ref().cloned();
+        }
+        let value = pending.take()?;
+        match f(current.as_deref(), value) {
+            Ok(out) => Some(out),
+            Err(value) => {
+                *current = global::pipeline().as_ref().cloned();
+                f(current.as_deref(), value).ok()
+            }
+        }
+    });
+    match through_cache {
+        Ok(out) => out,
+        // Thread-local storage already torn down (a call from another
+        // thread-local's destructor): use the global slot directly.
+        Err(_) => {
+            let value = pending.take()?;
+            f(global::pipeline().as_deref(), value).ok()
+        }
     }
 }

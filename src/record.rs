@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::callsite::{cell_of, Callsite, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
 use crate::cell::{Kind, SeriesCell};
 use crate::global;
+use crate::pipeline;
 use crate::sample::Sample;
 use crate::sampler::SAMPLER;
 
@@ -69,7 +70,9 @@ pub fn sampled<V: Value>(callsite: &'static Callsite, value: V) {
             return;
         }
         sampled_slow(cell_of(state), value.to_f64());
-    } else {
+    } else if global::is_active() {
+        // Exact or not yet resolved. With no engine installed the call ends
+        // at the check above: two loads and two branches, no call.
         not_sampled(callsite, state, value);
     }
 }
@@ -78,7 +81,10 @@ pub fn sampled<V: Value>(callsite: &'static Callsite, value: V) {
 #[inline(always)]
 pub fn gauge<V: Value>(callsite: &'static Callsite, value: V) {
     let state = callsite.state();
-    if state & TAG_MASK == TAG_EXACT && global::is_active() {
+    if !global::is_active() {
+        return;
+    }
+    if state & TAG_MASK == TAG_EXACT {
         set_gauge(cell_of(state), value.to_f64());
     } else {
         not_sampled(callsite, state, value);
@@ -157,10 +163,8 @@ fn not_sampled<V: Value>(callsite: &'static Callsite, mut state: usize, value: V
         state = crate::registry::resolve_callsite(callsite);
     }
     match state & TAG_MASK {
-        TAG_SAMPLED => {
-            if !SAMPLER.with(|sampler| sampler.skip()) {
-                sampled_slow(cell_of(state), value.to_f64());
-            }
+        TAG_SAMPLED if !SAMPLER.with(|sampler| sampler.skip()) => {
+            sampled_slow(cell_of(state), value.to_f64());
         }
         TAG_EXACT => exact(cell_of(state), value),
         _ => {}
@@ -171,32 +175,67 @@ fn not_sampled<V: Value>(callsite: &'static Callsite, mut state: usize, value: V
 #[cold]
 #[inline(never)]
 pub(crate) fn sampled_slow(cell: &'static SeriesCell, value: f64) {
-    let guard = global::pipeline();
-    let Some(pipeline) = guard.as_ref() else {
-        SAMPLER.with(|sampler| sampler.park());
-        return;
-    };
-    let decision = SAMPLER.with(|sampler| {
-        sampler.decide(&pipeline.rate).map(|p| {
-            (
-                p,
-                sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()),
-            )
-        })
+    // The state is `None` until the call is decided; a push refused by a
+    // closed (stale) pipeline is retried with the decided sample, never
+    // decided twice.
+    pipeline::with_current(None, |pipeline, decided: Option<Sample>| {
+        let Some(pipeline) = pipeline else {
+            if decided.is_none() {
+                SAMPLER.with(|sampler| sampler.park());
+            }
+            return Ok(());
+        };
+        let sample = match decided {
+            Some(sample) => sample,
+            None => {
+                let Some(inclusion_prob) = SAMPLER.with(|sampler| sampler.decide(&pipeline.rate))
+                else {
+                    return Ok(());
+                };
+                if !valid(cell.kind, value, pipeline.histogram_max) {
+                    pipeline.reject();
+                    return Ok(());
+                }
+                Sample {
+                    id: cell.id,
+                    inclusion_prob,
+                    value,
+                }
+            }
+        };
+        let shard =
+            SAMPLER.with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
+        if pipeline.submit(shard, sample, &cell.spill) {
+            Ok(())
+        } else {
+            Err(Some(sample))
+        }
     });
-    let Some((inclusion_prob, shard)) = decision else {
-        return;
-    };
-    if !valid(cell.kind, value, pipeline.histogram_max) {
-        pipeline.reject();
-        return;
-    }
-    let sample = Sample {
-        id: cell.id,
-        inclusion_prob,
-        value,
-    };
-    pipeline.submit(shard, sample, &cell.spill);
+}
+
+/// Pushes one histogram value already decided on (exact calls, `timed`).
+fn push_decided(cell: &'static SeriesCell, inclusion_prob: f32, value: f64) {
+    pipeline::with_current((), |pipeline, ()| {
+        let Some(pipeline) = pipeline else {
+            return Ok(());
+        };
+        if !valid(Kind::Histogram, value, pipeline.histogram_max) {
+            pipeline.reject();
+            return Ok(());
+        }
+        let shard =
+            SAMPLER.with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
+        let sample = Sample {
+            id: cell.id,
+            inclusion_prob,
+            value,
+        };
+        if pipeline.submit(shard, sample, &cell.spill) {
+            Ok(())
+        } else {
+            Err(())
+        }
+    });
 }
 
 /// Records every call: atomics for counters, the ring with `p = 1` for
@@ -221,25 +260,7 @@ pub(crate) fn exact<V: Value>(cell: &'static SeriesCell, value: V) {
             }
         },
         Kind::Gauge => set_gauge(cell, value.to_f64()),
-        Kind::Histogram => {
-            let guard = global::pipeline();
-            let Some(pipeline) = guard.as_ref() else {
-                return;
-            };
-            let value = value.to_f64();
-            if !valid(Kind::Histogram, value, pipeline.histogram_max) {
-                pipeline.reject();
-                return;
-            }
-            let shard = SAMPLER
-                .with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
-            let sample = Sample {
-                id: cell.id,
-                inclusion_prob: 1.0,
-                value,
-            };
-            pipeline.submit(shard, sample, &cell.spill);
-        }
+        Kind::Histogram => push_decided(cell, 1.0, value.to_f64()),
     }
 }
 
@@ -305,9 +326,11 @@ fn timed_begin_slow(callsite: &'static Callsite, mut state: usize) -> Option<Tim
     }
     match state & TAG_MASK {
         TAG_SAMPLED => {
-            let guard = global::pipeline();
-            let pipeline = guard.as_ref()?;
-            let inclusion_prob = SAMPLER.with(|sampler| sampler.decide(&pipeline.rate))?;
+            let inclusion_prob = pipeline::with_current((), |pipeline, ()| {
+                Ok(pipeline
+                    .and_then(|pipeline| SAMPLER.with(|sampler| sampler.decide(&pipeline.rate))))
+            })
+            .flatten()?;
             Some(Timer {
                 cell: cell_of(state),
                 start: Instant::now(),
@@ -334,20 +357,5 @@ pub fn timed_end(timer: Timer) {
         exact(timer.cell, elapsed_ns);
         return;
     }
-    let guard = global::pipeline();
-    let Some(pipeline) = guard.as_ref() else {
-        return;
-    };
-    if !valid(Kind::Histogram, elapsed_ns, pipeline.histogram_max) {
-        pipeline.reject();
-        return;
-    }
-    let shard =
-        SAMPLER.with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
-    let sample = Sample {
-        id: timer.cell.id,
-        inclusion_prob: timer.inclusion_prob,
-        value: elapsed_ns,
-    };
-    pipeline.submit(shard, sample, &timer.cell.spill);
+    push_decided(timer.cell, timer.inclusion_prob, elapsed_ns);
 }

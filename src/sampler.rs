@@ -31,9 +31,10 @@ pub struct Sampler {
     prob: Cell<f32>,
     /// wyrand state (via `fastrand::Rng`); 0 until seeded.
     rng: Cell<u64>,
-    /// Last rate word seen, and `ln(1 − p)` for it.
+    /// Last rate word seen, and `1 / ln(1 − p)` for it (a multiply per
+    /// draw instead of a divide).
     rate_word: Cell<u64>,
-    ln_keep: Cell<f64>,
+    inv_ln_keep: Cell<f64>,
     /// Ring shard this thread pushes to; `u32::MAX` until assigned.
     shard: Cell<u32>,
 }
@@ -52,7 +53,7 @@ impl Sampler {
             prob: Cell::new(0.0),
             rng: Cell::new(0),
             rate_word: Cell::new(u64::MAX),
-            ln_keep: Cell::new(0.0),
+            inv_ln_keep: Cell::new(0.0),
             shard: Cell::new(u32::MAX),
         }
     }
@@ -124,12 +125,12 @@ impl Sampler {
         self.prob.set(p);
     }
 
-    /// Caches `ln(1 − p)` for a new rate word and returns `p`.
+    /// Caches `1 / ln(1 − p)` for a new rate word and returns `p`.
     fn refresh(&self, word: RateWord) -> f32 {
         if word.0 != self.rate_word.get() {
             self.rate_word.set(word.0);
-            self.ln_keep
-                .set((1.0 - f64::from(word.rate())).ln().min(-f64::MIN_POSITIVE));
+            let ln_keep = (1.0 - f64::from(word.rate())).ln().min(-f64::MIN_POSITIVE);
+            self.inv_ln_keep.set(1.0 / ln_keep);
         }
         word.rate()
     }
@@ -148,7 +149,7 @@ impl Sampler {
         let uniform = ((rng.u64(..) >> 11) as f64 + 1.0) * (1.0 / (1u64 << 53) as f64);
         self.rng.set(rng.get_seed());
         // ⌊ln U / ln(1−p)⌋ ~ Geometric(p) failures; `as` saturates.
-        (uniform.ln() / self.ln_keep.get()) as u64
+        (uniform.ln() * self.inv_ln_keep.get()) as u64
     }
 }
 
@@ -242,6 +243,6 @@ pub(crate) fn seed_this_thread(seed: u64) {
         sampler.prob.set(0.0);
         sampler.rng.set(seed | 1);
         sampler.rate_word.set(u64::MAX);
-        sampler.ln_keep.set(0.0);
+        sampler.inv_ln_keep.set(0.0);
     });
 }
