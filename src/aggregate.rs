@@ -84,6 +84,11 @@ pub(crate) struct Aggregator {
     pub(crate) rejected: u64,
     /// Last `samples_dropped` seen: spills are collected only when it moved.
     dropped_seen: u64,
+    /// The last inclusion probability seen, with its weight `1/p` and
+    /// variance factor `(1−p)/p²`.
+    last_prob: f32,
+    last_weight: f64,
+    last_var_factor: f64,
 }
 
 impl Aggregator {
@@ -96,6 +101,9 @@ impl Aggregator {
             samples_recorded: 0,
             rejected: 0,
             dropped_seen: 0,
+            last_prob: 1.0,
+            last_weight: 1.0,
+            last_var_factor: 0.0,
         }
     }
 
@@ -122,8 +130,14 @@ impl Aggregator {
         let agg = &mut self.series[index];
         let p = f64::from(sample.inclusion_prob);
         let v = sample.value;
-        let weight = 1.0 / p;
-        let var_factor = (1.0 - p) / (p * p);
+        // Nearly every sample carries the rate in force, so the two divisions
+        // are done once per rate, not per sample.
+        if sample.inclusion_prob != self.last_prob {
+            self.last_prob = sample.inclusion_prob;
+            self.last_weight = 1.0 / p;
+            self.last_var_factor = (1.0 - p) / (p * p);
+        }
+        let (weight, var_factor) = (self.last_weight, self.last_var_factor);
         agg.samples += 1;
         agg.period_weight += weight;
         agg.inexact |= p < 1.0;
@@ -137,12 +151,19 @@ impl Aggregator {
         agg.min = agg.min.min(v);
         agg.max = agg.max.max(v);
         agg.carry += weight;
-        let whole = agg.carry.floor();
-        agg.carry -= whole;
-        if whole >= 1.0 {
+        // `carry` and `v` are never negative: truncation is `floor`, and
+        // `+ 0.5` then truncation is `round`, without a libm call each.
+        let whole = agg.carry as u64;
+        agg.carry -= whole as f64;
+        if whole >= 1 {
             if let Some(distribution) = agg.distribution.as_mut() {
-                let units = (v / resolution).round() as u64;
-                if distribution.record_n(units, whole as u64).is_err() {
+                let scaled = v / resolution;
+                let units = if scaled < 4_503_599_627_370_496.0 {
+                    (scaled + 0.5) as u64
+                } else {
+                    scaled as u64
+                };
+                if distribution.record_n(units, whole).is_err() {
                     self.rejected += 1;
                 }
             }
