@@ -229,10 +229,16 @@ impl Aggregator {
                     } else {
                         raw as i64 as f64
                     };
+                    // Exact once something was recorded and nothing sampled; a
+                    // series with no data yet is not claimed exact (its type on
+                    // the wire must not flip once samples arrive).
+                    let recorded = agg.samples > 0
+                        || cell.exact_calls.load(Ordering::Relaxed) > 0
+                        || cell.is_exact();
                     let estimate = Estimate {
                         value: agg.sum + exact_int + cell.exact_float.load(),
                         std_error: agg.sum_var.max(0.0).sqrt(),
-                        exact: !agg.inexact,
+                        exact: !agg.inexact && recorded,
                     };
                     if info.kind == Kind::Counter {
                         MetricValue::Counter(estimate)
@@ -248,7 +254,7 @@ impl Aggregator {
                     MetricValue::Gauge(value)
                 }
                 Kind::Histogram => {
-                    let exact = !agg.inexact;
+                    let exact = !agg.inexact && (agg.samples > 0 || cell.is_exact());
                     let distribution = agg
                         .distribution
                         .clone()

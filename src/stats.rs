@@ -103,7 +103,10 @@ pub(crate) struct SharedStats {
     pub(crate) exports_failed: AtomicU64,
     pub(crate) exports_skipped: AtomicU64,
     pub(crate) exporter_panics: AtomicU64,
+    /// The worst circuit state over all exporters.
     pub(crate) circuit: AtomicU8,
+    /// Each exporter's circuit state, by exporter index.
+    pub(crate) circuits: Mutex<Vec<CircuitState>>,
     pub(crate) last_export_error: Mutex<Option<String>>,
 }
 
@@ -113,8 +116,27 @@ impl SharedStats {
             .store(value.to_bits(), Ordering::Relaxed);
     }
 
-    pub(crate) fn set_circuit(&self, state: CircuitState) {
-        self.circuit.store(state.to_u8(), Ordering::Relaxed);
+    /// Records exporter `index`'s circuit state and publishes the worst of
+    /// all exporters (open, then half-open, then closed) in `circuit`.
+    pub(crate) fn set_circuit(&self, index: usize, state: CircuitState) {
+        let mut states = self
+            .circuits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if states.len() <= index {
+            states.resize(index + 1, CircuitState::Closed);
+        }
+        states[index] = state;
+        let worst = states
+            .iter()
+            .copied()
+            .max_by_key(|state| match state {
+                CircuitState::Closed => 0,
+                CircuitState::HalfOpen => 1,
+                CircuitState::Open => 2,
+            })
+            .unwrap_or_default();
+        self.circuit.store(worst.to_u8(), Ordering::Relaxed);
     }
 
     pub(crate) fn set_error(&self, message: String) {

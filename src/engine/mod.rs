@@ -242,8 +242,8 @@ impl Engine {
             return Err(InstallError::AlreadyInstalled);
         }
         let mut workers = Vec::with_capacity(exporters.len());
-        for exporter in exporters {
-            match ExportWorker::spawn(exporter, shared.stats.clone()) {
+        for (index, exporter) in exporters.into_iter().enumerate() {
+            match ExportWorker::spawn(exporter, index, shared.stats.clone()) {
                 Ok(worker) => workers.push(worker),
                 Err(error) => {
                     global::uninstall(&pipeline);

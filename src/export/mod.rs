@@ -7,8 +7,10 @@
 //! the totals). A panic inside an exporter is caught and counted in
 //! `stats().exporter_panics`.
 //!
-//! Built in: [`Stdout`] (aligned table or JSON lines) and [`InMemory`] (for
-//! tests).
+//! Built in: [`Stdout`] (aligned table or JSON lines), [`InMemory`] (for
+//! tests), [`Otlp`] (OpenTelemetry over HTTP/protobuf, gRPC with the
+//! `otlp-grpc` feature) and [`Prometheus`] (a `/metrics` endpoint). [`from_env`]
+//! picks them by `OTEL_METRICS_EXPORTER`.
 
 mod env;
 mod in_memory;
@@ -117,15 +119,18 @@ pub(crate) struct ExportWorker {
 }
 
 impl ExportWorker {
+    /// Starts the thread of exporter number `index` (its slot in the
+    /// circuit-state figures).
     pub(crate) fn spawn(
         exporter: Box<dyn Exporter>,
+        index: usize,
         stats: Arc<SharedStats>,
     ) -> std::io::Result<Self> {
         let name = exporter.name().to_string();
         let (sender, receiver) = mpsc::sync_channel(1);
         let thread = thread::Builder::new()
             .name("hotmetrics-export".into())
-            .spawn(move || run(exporter, &receiver, &stats))?;
+            .spawn(move || run(exporter, index, &receiver, &stats))?;
         Ok(Self {
             name,
             sender,
@@ -180,17 +185,17 @@ impl ExportWorker {
     }
 }
 
-fn run(mut exporter: Box<dyn Exporter>, jobs: &Receiver<Job>, stats: &SharedStats) {
+fn run(mut exporter: Box<dyn Exporter>, index: usize, jobs: &Receiver<Job>, stats: &SharedStats) {
     let mut limiter = FailureLog::default();
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Export(snapshot) => {
                 let outcome = guarded_export(&mut exporter, &snapshot, stats);
-                record(&*exporter, &outcome, stats, &mut limiter);
+                record(&*exporter, index, &outcome, stats, &mut limiter);
             }
             Job::Final(snapshot, done) => {
                 let mut outcome = guarded_export(&mut exporter, &snapshot, stats);
-                record(&*exporter, &outcome, stats, &mut limiter);
+                record(&*exporter, index, &outcome, stats, &mut limiter);
                 let closed = catch_unwind(AssertUnwindSafe(|| exporter.shutdown()))
                     .unwrap_or_else(|_| Err(ExportError::Panicked("in shutdown".into())));
                 if outcome.is_ok() {
@@ -224,11 +229,12 @@ fn guarded_export(
 
 fn record(
     exporter: &dyn Exporter,
+    index: usize,
     outcome: &Result<(), ExportError>,
     stats: &SharedStats,
     limiter: &mut FailureLog,
 ) {
-    stats.set_circuit(exporter.circuit_state());
+    stats.set_circuit(index, exporter.circuit_state());
     match outcome {
         Ok(()) => {
             stats.exports_ok.fetch_add(1, Ordering::Relaxed);
