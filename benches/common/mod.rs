@@ -178,16 +178,18 @@ pub(crate) fn thread_counts() -> Vec<usize> {
     counts
 }
 
-/// Runs `body(iters)` on `threads` threads at once (released together by a
-/// barrier) and returns the longest of their times: every thread did
+/// Runs `body(iters)` on `threads` fresh threads at once (released together
+/// by a barrier) and returns the longest of their times: every thread did
 /// `iters` operations, so the result divided by `iters` is the per-thread
-/// time of one operation. One thread runs on the caller's thread.
+/// time of one operation.
+///
+/// Fresh threads, even for one: a thread's sampler keeps the skip it drew
+/// under the previous engine (a skip drawn at a tiny rate would hide the
+/// next engine's rate for millions of calls), so every measurement starts
+/// from a thread whose first call draws at the rate now in force, as a
+/// thread of a real program does when it starts.
 pub(crate) fn run_threads(threads: usize, iters: u64, body: &(dyn Fn(u64) + Sync)) -> Duration {
-    if threads <= 1 {
-        let started = Instant::now();
-        body(iters);
-        return started.elapsed();
-    }
+    let threads = threads.max(1);
     let barrier = Barrier::new(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
