@@ -278,6 +278,9 @@ pub(crate) struct Monitor {
     /// Nanoseconds from `origin` to the end of the last completed drain
     /// pass. Written by whichever thread drains; read by `health()`.
     last_drain_ns: AtomicU64,
+    /// Longest time between two drain passes so far, in nanoseconds.
+    /// Written only by the flusher.
+    max_gap_ns: AtomicU64,
     period: Mutex<Period>,
     /// Reasons found at the end of the last period.
     reasons: Mutex<Vec<Reason>>,
@@ -296,6 +299,7 @@ impl Monitor {
         Self {
             origin: now,
             last_drain_ns: AtomicU64::new(0),
+            max_gap_ns: AtomicU64::new(0),
             period: Mutex::new(Period {
                 started: now,
                 dropped_at_start: 0,
@@ -317,9 +321,17 @@ impl Monitor {
     /// pass found.
     pub(crate) fn drained(&self, peak_fill: f64) {
         let now = self.origin.elapsed().as_nanos() as u64;
-        self.last_drain_ns.store(now, Ordering::Relaxed);
+        let previous = self.last_drain_ns.swap(now, Ordering::Relaxed);
+        self.max_gap_ns
+            .fetch_max(now.saturating_sub(previous), Ordering::Relaxed);
         let mut period = lock(&self.period);
         period.min_fill = Some(period.min_fill.map_or(peak_fill, |min| min.min(peak_fill)));
+    }
+
+    /// Longest time between two drain passes (or from install to the
+    /// first) so far.
+    pub(crate) fn max_drain_gap(&self) -> Duration {
+        Duration::from_nanos(self.max_gap_ns.load(Ordering::Relaxed))
     }
 
     /// Time since the last completed drain pass (since install if none).

@@ -89,6 +89,10 @@ pub struct Stats {
     /// milliseconds normally; growing when the flusher is starved or stuck
     /// (see [`Engine::health`](crate::Engine::health)).
     pub drain_lag: Duration,
+    /// Longest time between two drain passes since the engine was
+    /// installed: about `drain_interval` on a healthy machine; tens of
+    /// milliseconds and more show a flusher that was starved or stalled.
+    pub max_drain_gap: Duration,
 }
 
 /// Figures written by the flusher and export threads.

@@ -99,6 +99,7 @@ impl Shared {
         let _ = series;
         stats.exact_calls = aggregator.exact_calls();
         stats.drain_lag = self.health.since_last_drain();
+        stats.max_drain_gap = self.health.max_drain_gap();
         stats
     }
 }

@@ -14,16 +14,16 @@
 //! descheduled for several milliseconds overflows a 64-slot ring whatever
 //! the rate. The test is therefore `#[ignore]`d in the parallel suite and
 //! run on its own by `.ci/run` (`cargo test --all-features --lib --
-//! --ignored tests::burst --test-threads=1`), and it watches the flusher's
-//! drain lag (`stats().drain_lag`) while it runs:
+//! --ignored tests::burst --test-threads=1`), and it reads the longest gap
+//! between two drain passes (`stats().max_drain_gap`) after each run:
 //!
 //! * always asserted: the controller reacts (the rate falls below half its
 //!   home rate during the burst), spills stay below 1 % of samples after
 //!   the first period of the burst, and the rate climbs back to at least
 //!   three times its burst level once the load falls;
-//! * asserted when the flusher never lagged more than
-//!   [`QUIET_LAG`] (a machine quiet enough for millisecond drains): the
-//!   strict criteria above. The adaptive run gets up to three attempts.
+//! * asserted when no drain came more than [`QUIET_GAP`] after the one
+//!   before (a machine quiet enough for millisecond drains): the strict
+//!   criteria above. The adaptive run gets up to three attempts.
 //!
 //! Every attempt prints its figures, the strict ones included.
 
@@ -43,8 +43,8 @@ const HOME_RATE: f64 = 0.15;
 /// Calls per millisecond before and after the burst: 12 samples per drain
 /// at the home rate, 19 % of the ring.
 const BASE_PER_MS: f64 = 80.0;
-/// Longest drain lag under which the strict criteria are asserted.
-const QUIET_LAG: Duration = Duration::from_millis(3);
+/// Longest gap between drains under which the strict criteria are asserted.
+const QUIET_GAP: Duration = Duration::from_millis(3);
 
 #[derive(Clone, Copy, Debug)]
 struct Reading {
@@ -52,7 +52,6 @@ struct Reading {
     rate: f64,
     dropped: u64,
     recorded: u64,
-    lag: Duration,
 }
 
 #[derive(Debug)]
@@ -63,7 +62,7 @@ struct Outcome {
     recovery_periods: Option<f64>,
     rate_changes: u64,
     final_rate: f64,
-    max_lag: Duration,
+    max_drain_gap: Duration,
 }
 
 impl Outcome {
@@ -76,7 +75,7 @@ impl Outcome {
     }
 
     fn quiet(&self) -> bool {
-        self.max_lag <= QUIET_LAG
+        self.max_drain_gap <= QUIET_GAP
     }
 
     /// The criteria.
@@ -153,19 +152,21 @@ fn run(mode: ControllerMode) -> (Outcome, Vec<Reading>) {
                 rate: engine.sample_rate(),
                 dropped: stats.samples_dropped,
                 recorded: stats.samples_recorded,
-                lag: stats.drain_lag,
             });
             thread::sleep(Duration::from_millis(5));
         }
         stop.store(true, Ordering::Relaxed);
         readings
     });
-    let rate_changes = engine.stats().rate_changes;
+    let stats = engine.stats();
     engine.shutdown().expect("clean shutdown");
-    (analyse(&readings, rate_changes), readings)
+    (
+        analyse(&readings, stats.rate_changes, stats.max_drain_gap),
+        readings,
+    )
 }
 
-fn analyse(readings: &[Reading], rate_changes: u64) -> Outcome {
+fn analyse(readings: &[Reading], rate_changes: u64, max_drain_gap: Duration) -> Outcome {
     let at = |periods: u32| PERIOD * periods;
     let step = at(BEFORE);
     let back = at(BEFORE + BURST);
@@ -201,11 +202,7 @@ fn analyse(readings: &[Reading], rate_changes: u64) -> Outcome {
         recovery_periods,
         rate_changes,
         final_rate: readings.last().map_or(0.0, |reading| reading.rate),
-        max_lag: readings
-            .iter()
-            .map(|reading| reading.lag)
-            .max()
-            .unwrap_or_default(),
+        max_drain_gap,
     }
 }
 
@@ -246,15 +243,16 @@ fn a_ten_fold_step_with_real_threads_settles_and_recovers() {
         .iter()
         .filter(|(outcome, _)| outcome.quiet())
         .count();
-    if quiet_attempts == attempts.len() {
+    if quiet_attempts > 0 {
         assert!(
-            best.meets_criteria(),
-            "no attempt met the criteria on a quiet machine; last: {best:?}\nrates: {trace}"
+            attempts
+                .iter()
+                .any(|(outcome, _)| outcome.meets_criteria()),
+            "no attempt met the criteria, {quiet_attempts} on a quiet machine; last: {best:?}\nrates: {trace}"
         );
     } else {
         println!(
-            "strict criteria not asserted: the flusher lagged up to {:?} (> {QUIET_LAG:?})",
-            best.max_lag
+            "strict criteria not asserted: in every attempt drains came more than {QUIET_GAP:?} apart"
         );
     }
 }
