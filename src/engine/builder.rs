@@ -83,7 +83,7 @@ impl Default for Builder {
         Self {
             sample_rate: 0.03,
             bounds: None,
-            buffer_capacity: 2048,
+            buffer_capacity: 8192,
             shards: None,
             export_interval: Duration::from_secs(10),
             drain_interval: Duration::from_millis(1),
@@ -148,7 +148,10 @@ impl Builder {
         self
     }
 
-    /// Slots per ring shard, rounded up to a power of two (default 2048).
+    /// Slots per ring shard, rounded up to a power of two (default 8192:
+    /// about 8 ms of samples per shard at a million samples a second, so a
+    /// flusher kept off the CPU for a few milliseconds by busy workers does
+    /// not make the rings spill).
     pub fn buffer_capacity(mut self, slots: usize) -> Self {
         self.buffer_capacity = slots;
         self
