@@ -133,6 +133,8 @@ pub(crate) fn store<T: Value>(cell: &SeriesCell, value: T) -> bool {
                     cell.exact_float.store(float);
                 }
             }
+            // One exact call: the series has data, recorded in full.
+            cell.exact_calls.fetch_add(1, Ordering::Relaxed);
         }
         Kind::Histogram => return false,
     }
