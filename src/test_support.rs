@@ -38,6 +38,9 @@ pub(crate) fn in_own_process(test: &str) -> bool {
     let output = std::process::Command::new(exe)
         .args([test, "--exact", "--test-threads=1", "--nocapture"])
         .env(ISOLATED, "1")
+        // Memory figures measure the engine, not the backtraces a panic
+        // hook collects (tests with panicking exporters would grow by them).
+        .env("RUST_BACKTRACE", "0")
         .output()
         .expect("start the test binary again");
     let stdout = String::from_utf8_lossy(&output.stdout);
