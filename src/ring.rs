@@ -165,10 +165,10 @@ impl Ring {
                         pos.wrapping_add(1),
                         "slot already published for this position"
                     );
-                    // SAFETY: winning the CAS for `pos` makes this thread the
-                    // only producer of `pos`, and the `head` check above shows
-                    // the consumer finished with the slot's previous lap; the
-                    // consumer does not read it before we publish `pos + 1`.
+                    // Winning the CAS for `pos` makes this thread the only
+                    // producer of `pos`, and the `head` check above shows the
+                    // consumer finished with the slot's previous lap.
+                    // SAFETY: sole writer of a slot nobody reads before `pos + 1` is published.
                     slot.sample.with_mut(|ptr| unsafe { ptr.write(sample) });
                     // Release: pairs with the consumer's Acquire load in
                     // `drain`, publishing the write above.
@@ -205,10 +205,10 @@ impl Ring {
             if slot.seq.load(Ordering::Acquire) != head.wrapping_add(1) {
                 break;
             }
-            // SAFETY: seq == head + 1 means the producer of `head` finished
-            // its write, and no producer may write the slot again until a
-            // published `head` passes it (below); we are the only consumer
-            // (`draining`).
+            // seq == head + 1 means the producer of `head` finished its
+            // write, and no producer may write the slot again until a
+            // published `head` passes it (below).
+            // SAFETY: published slot, sole consumer (`draining`), no concurrent writer.
             let sample = slot.sample.with(|ptr| unsafe { *ptr });
             head = head.wrapping_add(1);
             drained += 1;
