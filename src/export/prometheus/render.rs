@@ -269,15 +269,9 @@ pub(crate) fn render(
                     estimate,
                 );
             }
+            // Up-down counters are gauges in Prometheus, plus their std error.
             MetricValue::UpDown(estimate) => {
-                if let Some(lines) = families.lines(&base, "gauge", source) {
-                    let _ = writeln!(
-                        lines,
-                        "{base}{} {}",
-                        label_set(&series.labels, None),
-                        number(estimate.value)
-                    );
-                }
+                gauge_line(&mut families, &base, source, &series.labels, estimate.value);
                 std_error(
                     &mut families,
                     options,
@@ -288,14 +282,7 @@ pub(crate) fn render(
                 );
             }
             MetricValue::Gauge(value) => {
-                if let Some(lines) = families.lines(&base, "gauge", source) {
-                    let _ = writeln!(
-                        lines,
-                        "{base}{} {}",
-                        label_set(&series.labels, None),
-                        number(*value)
-                    );
-                }
+                gauge_line(&mut families, &base, source, &series.labels, *value);
             }
             MetricValue::Histogram(histogram) => {
                 let bounds = options
@@ -365,6 +352,13 @@ pub(crate) fn render(
 }
 
 /// The gauge `<base>_std_error` of an estimated value, when asked for.
+/// One `gauge` sample line of family `base`.
+fn gauge_line(families: &mut Families, base: &str, source: &str, labels: &Labels, value: f64) {
+    if let Some(lines) = families.lines(base, "gauge", source) {
+        let _ = writeln!(lines, "{base}{} {}", label_set(labels, None), number(value));
+    }
+}
+
 fn std_error(
     families: &mut Families,
     options: &RenderOptions,
