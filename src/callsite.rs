@@ -12,12 +12,18 @@
 //! * `TAG_DISABLED`: the registration was refused (bad name, kind clash);
 //!   calls do nothing.
 //!
-//! The read is one `Relaxed` load of a word that is written once per engine
-//! install, so its cache line stays shared. The word is a `std` atomic: loom
+//! The tag is also kept alone in a byte beside the word, so the hot path's
+//! test is one compare of memory with a constant (`cmpb`) and the pointer is
+//! only loaded by the cold path that needs it. The byte is a hint, written
+//! right after the word: the cold path dispatches on the word itself, so a
+//! call that raced a re-tagging is handled by what the word says.
+//!
+//! Both are `Relaxed` loads of memory written once per engine install, so
+//! their cache line stays shared. The word is a `std` atomic: loom
 //! atomics cannot live in a `static`; the resolve-once logic is a plain
 //! compare under the registry lock.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::cell::{Kind, SeriesCell};
 
@@ -34,6 +40,8 @@ pub struct Callsite {
     pub(crate) labels: &'static [(&'static str, &'static str)],
     pub(crate) critical: bool,
     state: AtomicUsize,
+    /// `state & TAG_MASK`, alone in a byte (the hot path's hint).
+    tag: AtomicU8,
 }
 
 impl Callsite {
@@ -50,6 +58,7 @@ impl Callsite {
             labels,
             critical,
             state: AtomicUsize::new(0),
+            tag: AtomicU8::new(0),
         }
     }
 
@@ -67,8 +76,16 @@ impl Callsite {
         self.state.load(Ordering::Relaxed)
     }
 
+    /// True when the callsite was last tagged sampled: the one test the
+    /// hot path makes before the countdown.
+    #[inline(always)]
+    pub(crate) fn is_sampled_hint(&self) -> bool {
+        self.tag.load(Ordering::Relaxed) == TAG_SAMPLED as u8
+    }
+
     pub(crate) fn store(&self, state: usize) {
         self.state.store(state, Ordering::Relaxed);
+        self.tag.store((state & TAG_MASK) as u8, Ordering::Relaxed);
     }
 }
 

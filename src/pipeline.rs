@@ -11,6 +11,7 @@ use crate::global;
 use crate::rate::RateCell;
 use crate::ring::{PushError, Ring};
 use crate::sample::Sample;
+use crate::sampler::SAMPLER;
 use crate::spill::Spill;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
@@ -144,7 +145,36 @@ impl Pipeline {
 // sampled calls, never on the countdown path, so its lazy destructor
 // registration costs nothing per call; the `Arc` is released at thread exit.
 std::thread_local! {
-    static CURRENT: RefCell<Option<Arc<Pipeline>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Cached> = const { RefCell::new(Cached(None)) };
+}
+
+/// The thread's handle: owns the `Arc` and keeps the sampler's borrowed
+/// pointer to it (`Sampler::cached_pipeline`) in step, so the sampled path
+/// can reach the pipeline through the `const` sampler thread-local without
+/// this lazily registered one.
+struct Cached(Option<Arc<Pipeline>>);
+
+impl Cached {
+    fn set(&mut self, pipeline: Option<Arc<Pipeline>>) {
+        let pointer = pipeline
+            .as_deref()
+            .map_or(std::ptr::null(), |pipeline| pipeline as *const Pipeline);
+        // Null first: the old `Arc` may be the last reference.
+        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(std::ptr::null()));
+        self.0 = pipeline;
+        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(pointer));
+    }
+
+    fn get(&self) -> Option<&Pipeline> {
+        self.0.as_deref()
+    }
+}
+
+impl Drop for Cached {
+    fn drop(&mut self) {
+        // Thread exit: the sampler (no destructor) outlives this handle.
+        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(std::ptr::null()));
+    }
 }
 
 /// Runs `f` with the installed pipeline (`None` when no engine is
@@ -161,7 +191,7 @@ pub(crate) fn with_current<T, R>(
     if !global::is_active() {
         let _ = CURRENT.try_with(|current| {
             if let Ok(mut current) = current.try_borrow_mut() {
-                current.take();
+                current.set(None);
             }
         });
         return f(None, value).ok();
@@ -174,15 +204,15 @@ pub(crate) fn with_current<T, R>(
             let value = pending.take()?;
             return f(global::pipeline().as_deref(), value).ok();
         };
-        if current.is_none() {
-            *current = global::pipeline().as_ref().cloned();
+        if current.0.is_none() {
+            current.set(global::pipeline().as_ref().cloned());
         }
         let value = pending.take()?;
-        match f(current.as_deref(), value) {
+        match f(current.get(), value) {
             Ok(out) => Some(out),
             Err(value) => {
-                *current = global::pipeline().as_ref().cloned();
-                f(current.as_deref(), value).ok()
+                current.set(global::pipeline().as_ref().cloned());
+                f(current.get(), value).ok()
             }
         }
     });

@@ -1,9 +1,12 @@
 //! What one `record!` or handle call does.
 //!
-//! The sampled kinds (counter, up-down, histogram) read the callsite word,
-//! then the thread's countdown; that is the whole unsampled path. Everything
-//! after it is `#[cold]`: the sampling decision, validation, the ring push
-//! and the spill. Exact calls (critical, gauges, `never_sample` names) skip
+//! The sampled kinds (counter, up-down, histogram) compare the callsite's
+//! tag byte with a constant, then decrement the thread's countdown; that is
+//! the whole unsampled path (six instructions, the value not even
+//! converted). Everything after it is `#[cold]` and leaves through one call:
+//! the sampling decision (the skip draw with an inlined logarithm), the
+//! validation, the ring push and the spill, reaching the pipeline through
+//! the sampler's own thread-local. Exact calls (critical, gauges, `never_sample` names) skip
 //! the sampler and go to the series' own atomics, or through the ring with
 //! `p = 1` for histograms.
 
@@ -62,19 +65,58 @@ impl Value for f32 {
 }
 
 /// Entry point of every sampled-kind macro call.
+///
+/// The common path is two tests: the callsite's tag byte against a constant,
+/// and the thread's countdown. Every other case leaves through one cold
+/// call, so the compiler can move the computation of the value (the
+/// caller's expression) into that cold block: an unsampled call does not
+/// even evaluate its conversion.
 #[inline(always)]
 pub fn sampled<V: Value>(callsite: &'static Callsite, value: V) {
-    let state = callsite.state();
-    if state & TAG_MASK == TAG_SAMPLED {
+    let counted = callsite.is_sampled_hint();
+    if counted {
         if SAMPLER.with(|sampler| sampler.skip()) {
             return;
         }
+    } else if !global::is_active() {
+        // Exact or not yet resolved, and no engine: two loads and two
+        // branches, no call.
+        return;
+    }
+    off_the_fast_path(callsite, counted, value);
+}
+
+/// Every sampled-kind call that is not skipped: `counted` says whether it
+/// used up the thread's countdown (its callsite was tagged sampled).
+#[cold]
+#[inline(never)]
+fn off_the_fast_path<V: Value>(callsite: &'static Callsite, counted: bool, value: V) {
+    let state = callsite.state();
+    if !counted {
+        not_sampled(callsite, state, value);
+    } else if state & TAG_MASK == TAG_SAMPLED {
         sampled_slow(cell_of(state), value.to_f64());
-    } else if global::is_active() {
-        // Exact or not yet resolved. With no engine installed the call ends
-        // at the check above: two loads and two branches, no call.
+    } else {
+        // Re-tagged since the hint was read: the countdown this call used up
+        // is the thread's, so draw the next one, then treat the call as what
+        // its callsite is now.
+        redraw_only();
         not_sampled(callsite, state, value);
     }
+}
+
+/// Draws the next skip for a countdown that ran out on a call that is not
+/// recorded through the sampler.
+#[cold]
+#[inline(never)]
+fn redraw_only() {
+    let guard = global::pipeline();
+    SAMPLER.with(|sampler| match guard.as_ref() {
+        Some(pipeline) => {
+            let _ = sampler.decide(&pipeline.rate);
+        }
+        None => sampler.park(),
+    });
 }
 
 /// Entry point of gauge macro calls (never sampled).
@@ -140,15 +182,7 @@ where
         // A refused series records nothing, but the countdown this call
         // exhausted is shared by every metric of the thread: draw the next
         // one as a sampled call would.
-        None => {
-            let guard = global::pipeline();
-            SAMPLER.with(|sampler| match guard.as_ref() {
-                Some(pipeline) => {
-                    let _ = sampler.decide(&pipeline.rate);
-                }
-                None => sampler.park(),
-            });
-        }
+        None => redraw_only(),
     }
 }
 
@@ -172,43 +206,76 @@ fn not_sampled<V: Value>(callsite: &'static Callsite, mut state: usize, value: V
 }
 
 /// A call whose countdown ran out: decide, validate, push.
+///
+/// The common case reaches the pipeline through the sampler's borrowed
+/// pointer (one thread-local access for everything); the first sampled call
+/// of a thread, a call with no engine and a push refused by a closed
+/// (stale) pipeline go through [`sampled_through_handle`].
 #[cold]
 #[inline(never)]
 pub(crate) fn sampled_slow(cell: &'static SeriesCell, value: f64) {
-    // The state is `None` until the call is decided; a push refused by a
-    // closed (stale) pipeline is retried with the decided sample, never
-    // decided twice.
-    pipeline::with_current(None, |pipeline, decided: Option<Sample>| {
+    let fallback = SAMPLER.with(|sampler| {
+        let Some(pipeline) = sampler.cached_pipeline() else {
+            return Some(None);
+        };
+        let inclusion_prob = sampler.decide(&pipeline.rate)?;
+        if !valid(cell.kind, value, pipeline.histogram_max) {
+            pipeline.reject();
+            return None;
+        }
+        let sample = Sample {
+            id: cell.id,
+            inclusion_prob,
+            value,
+        };
+        let shard = sampler.shard(pipeline.rings.len(), || pipeline.assign_shard());
+        if pipeline.submit(shard, sample, &cell.spill) {
+            None
+        } else {
+            Some(Some(sample))
+        }
+    });
+    if let Some(decided) = fallback {
+        sampled_through_handle(cell, value, decided);
+    }
+}
+
+/// [`sampled_slow`] through the thread's pipeline handle, which it
+/// (re)loads: `decided` is the sample already decided on a pipeline that
+/// turned out closed, pushed again without a second decision.
+#[cold]
+#[inline(never)]
+fn sampled_through_handle(cell: &'static SeriesCell, value: f64, decided: Option<Sample>) {
+    pipeline::with_current(decided, |pipeline, decided: Option<Sample>| {
         let Some(pipeline) = pipeline else {
             if decided.is_none() {
                 SAMPLER.with(|sampler| sampler.park());
             }
             return Ok(());
         };
-        let sample = match decided {
-            Some(sample) => sample,
-            None => {
-                let Some(inclusion_prob) = SAMPLER.with(|sampler| sampler.decide(&pipeline.rate))
-                else {
-                    return Ok(());
-                };
-                if !valid(cell.kind, value, pipeline.histogram_max) {
-                    pipeline.reject();
-                    return Ok(());
+        // One access to the thread's sampler for the decision and the shard.
+        let pushed = SAMPLER.with(|sampler| {
+            let sample = match decided {
+                Some(sample) => sample,
+                None => {
+                    let inclusion_prob = sampler.decide(&pipeline.rate)?;
+                    if !valid(cell.kind, value, pipeline.histogram_max) {
+                        pipeline.reject();
+                        return None;
+                    }
+                    Sample {
+                        id: cell.id,
+                        inclusion_prob,
+                        value,
+                    }
                 }
-                Sample {
-                    id: cell.id,
-                    inclusion_prob,
-                    value,
-                }
-            }
-        };
-        let shard =
-            SAMPLER.with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
-        if pipeline.submit(shard, sample, &cell.spill) {
-            Ok(())
-        } else {
-            Err(Some(sample))
+            };
+            let shard = sampler.shard(pipeline.rings.len(), || pipeline.assign_shard());
+            Some((pipeline.submit(shard, sample, &cell.spill), sample))
+        });
+        match pushed {
+            Some((false, sample)) => Err(Some(sample)),
+            _ => Ok(()),
         }
     });
 }
@@ -282,13 +349,14 @@ fn reject() {
 
 /// The documented acceptance rules: counters take finite non-negative
 /// increments, up-down counters any finite delta, histograms finite values in
-/// `0..=histogram_max`.
+/// `0..=histogram_max`. (Comparisons with NaN are false, so each rule is at
+/// most two compares.)
 #[inline]
 fn valid(kind: Kind, value: f64, histogram_max: f64) -> bool {
     match kind {
-        Kind::Counter => value.is_finite() && value >= 0.0,
-        Kind::UpDown | Kind::Gauge => value.is_finite(),
-        Kind::Histogram => value.is_finite() && value >= 0.0 && value <= histogram_max,
+        Kind::Counter => value >= 0.0 && value < f64::INFINITY,
+        Kind::UpDown | Kind::Gauge => value.abs() < f64::INFINITY,
+        Kind::Histogram => value >= 0.0 && value <= histogram_max,
     }
 }
 

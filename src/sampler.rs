@@ -15,6 +15,7 @@
 
 use std::cell::Cell;
 
+use crate::pipeline::Pipeline;
 use crate::rate::{RateCell, RateWord};
 
 /// How many calls a thread skips before it checks again for an engine when
@@ -37,6 +38,10 @@ pub struct Sampler {
     inv_ln_keep: Cell<f64>,
     /// Ring shard this thread pushes to; `u32::MAX` until assigned.
     shard: Cell<u32>,
+    /// The pipeline this thread's handle (`pipeline::CURRENT`) holds, or
+    /// null: a borrowed view of that `Arc`, so a sampled call reaches the
+    /// pipeline through this `const` thread-local alone.
+    pipeline: Cell<*const Pipeline>,
 }
 
 impl Default for Sampler {
@@ -55,6 +60,7 @@ impl Sampler {
             rate_word: Cell::new(u64::MAX),
             inv_ln_keep: Cell::new(0.0),
             shard: Cell::new(u32::MAX),
+            pipeline: Cell::new(std::ptr::null()),
         }
     }
 
@@ -75,8 +81,7 @@ impl Sampler {
 
     /// Decides the call whose countdown ran out: `Some(p)` if it is sampled,
     /// with the probability it was sampled with.
-    #[cold]
-    #[inline(never)]
+    #[inline]
     pub fn decide(&self, rate: &RateCell) -> Option<f32> {
         let held = self.prob.get();
         if held > 0.0 {
@@ -84,10 +89,17 @@ impl Sampler {
             self.schedule(rate);
             return Some(held);
         }
-        // Nothing scheduled: this call is a fresh Bernoulli(p) trial; draw the
-        // number of failures before the first success, counting this call.
+        self.fresh_trial(rate)
+    }
+
+    /// Nothing scheduled (a fresh thread, or one that was parked): this call
+    /// is a fresh Bernoulli(p) trial; draw the number of failures before the
+    /// first success, counting this call.
+    #[cold]
+    #[inline(never)]
+    fn fresh_trial(&self, rate: &RateCell) -> Option<f32> {
         let p = self.refresh(rate.load());
-        let failures = self.draw(p);
+        let failures = self.draw();
         if failures == 0 {
             self.schedule(rate);
             Some(p)
@@ -118,39 +130,113 @@ impl Sampler {
         shard as usize % shards.max(1)
     }
 
+    /// The pipeline this thread's handle holds, if it holds one.
+    #[inline(always)]
+    pub(crate) fn cached_pipeline(&self) -> Option<&Pipeline> {
+        let pipeline = self.pipeline.get();
+        // The pointer is set only by `pipeline::Cached`, to the pipeline of
+        // the `Arc` it holds, and nulled before that `Arc` is dropped or
+        // replaced. `Cached` lives in this thread's `CURRENT` and is changed
+        // only by this thread, never while a caller holds the reference
+        // returned here (the sampled path makes no call that reaches it).
+        // SAFETY: non-null means a live `Arc<Pipeline>` owned by this thread outlives the borrow.
+        unsafe { pipeline.as_ref() }
+    }
+
+    /// See [`Sampler::cached_pipeline`]; only `pipeline::Cached` calls this.
+    pub(crate) fn set_cached_pipeline(&self, pipeline: *const Pipeline) {
+        self.pipeline.set(pipeline);
+    }
+
     /// Draws the skip after a sampled call.
+    #[inline]
     fn schedule(&self, rate: &RateCell) {
         let p = self.refresh(rate.load());
-        self.countdown.set(self.draw(p));
+        self.countdown.set(self.draw());
         self.prob.set(p);
     }
 
     /// Caches `1 / ln(1 − p)` for a new rate word and returns `p`.
+    #[inline]
     fn refresh(&self, word: RateWord) -> f32 {
         if word.0 != self.rate_word.get() {
-            self.rate_word.set(word.0);
-            let ln_keep = (1.0 - f64::from(word.rate())).ln().min(-f64::MIN_POSITIVE);
-            self.inv_ln_keep.set(1.0 / ln_keep);
+            self.cache_rate(word);
         }
         word.rate()
     }
 
+    #[cold]
+    #[inline(never)]
+    fn cache_rate(&self, word: RateWord) {
+        self.rate_word.set(word.0);
+        let ln_keep = (1.0 - f64::from(word.rate())).ln().min(-f64::MIN_POSITIVE);
+        self.inv_ln_keep.set(1.0 / ln_keep);
+    }
+
     /// Failures before the next success at the cached rate.
-    fn draw(&self, p: f32) -> u64 {
-        if p >= 1.0 {
-            return 0;
-        }
+    #[inline]
+    fn draw(&self) -> u64 {
+        // No test for p = 1: `ln 0 = −∞` makes the cached factor `−0.0`, so
+        // every draw is 0 (the next call is sampled too).
         let mut seed = self.rng.get();
         if seed == 0 {
-            seed = fastrand::u64(..) | 1;
+            seed = fresh_seed();
         }
         let mut rng = fastrand::Rng::with_seed(seed);
-        // U in (0, 1]: 53 random bits, shifted off zero.
-        let uniform = ((rng.u64(..) >> 11) as f64 + 1.0) * (1.0 / (1u64 << 53) as f64);
+        let bits = rng.u64(..);
         self.rng.set(rng.get_seed());
-        // ⌊ln U / ln(1−p)⌋ ~ Geometric(p) failures; `as` saturates.
-        (uniform.ln() * self.inv_ln_keep.get()) as u64
+        // U in (0, 1]: 53 random bits, shifted off zero (exact in f64).
+        let uniform = ((bits >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+        // ⌊ln U / ln(1−p)⌋ ~ Geometric(p) failures. Both factors are ≤ 0,
+        // so the product is ≥ 0; `as i64` truncates, and saturates for the
+        // astronomically long skips of a denormal rate (cheaper than the
+        // extra range checks of a cast to `u64`).
+        (ln(uniform) * self.inv_ln_keep.get()) as i64 as u64
     }
+}
+
+#[cold]
+#[inline(never)]
+fn fresh_seed() -> u64 {
+    fastrand::u64(..) | 1
+}
+
+/// Natural logarithm of a positive, normal, finite `x`, to within 2e-10
+/// relative error (the skip draw's only transcendental, inlined: the libm
+/// call, its special-case checks and its table cost several times more
+/// instructions, and every instruction of the sampled path is paid at the
+/// sampling rate on the caller's thread).
+///
+/// `x = 2^k · m` with `m` in `[√½, √2)`, then
+/// `ln m = 2 atanh(s) = s (2 + 2s²/3 + 2s⁴/5 + …)` with `s = (m − 1)/(m + 1)`,
+/// `|s| ≤ 0.1716`; the series is cut after `s¹⁰`, the first term left out
+/// is below `2 · 0.0295⁶ / 13 < 1e-10` of the sum.
+///
+/// The geometric skip is `⌊ln U / ln(1 − p)⌋`; a relative error `ε` in `ln U`
+/// moves the inclusion probability by a relative `O(ε)`, far below anything
+/// an estimate can resolve (the test below bounds the error against `f64::ln`).
+#[inline(always)]
+pub(crate) fn ln(x: f64) -> f64 {
+    const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+    const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
+    const MANTISSA: u64 = (1 << 52) - 1;
+    const LN_2: f64 = std::f64::consts::LN_2;
+    // Shift the exponent so that mantissas at or above √½ count in the next
+    // binade; `k` is then the exponent of `x / m`.
+    let shifted = x.to_bits().wrapping_add(ONE_BITS - SQRT_HALF_BITS);
+    let k = (shifted >> 52) as i64 - 1023;
+    let m = f64::from_bits((shifted & MANTISSA).wrapping_add(SQRT_HALF_BITS));
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    // Estrin's scheme (pairs evaluated side by side): a shorter dependency
+    // chain than Horner's for the same terms.
+    let z2 = z * z;
+    let low = 2.0 + z * (2.0 / 3.0);
+    let mid = 2.0 / 5.0 + z * (2.0 / 7.0);
+    let high = 2.0 / 9.0 + z * (2.0 / 11.0);
+    let series = low + z2 * (mid + z2 * high);
+    k as f64 * LN_2 + s * series
 }
 
 #[cfg(not(loom))]
@@ -222,6 +308,42 @@ mod tests {
         assert_eq!(skipped as u64, NO_ENGINE_RECHECK);
         assert!(!sampler.skip());
         assert_eq!(sampler.decide(&cell), Some(1.0));
+    }
+
+    #[test]
+    fn the_inlined_log_matches_libm() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut worst = 0.0f64;
+        let mut check = |x: f64| {
+            let (ours, libm) = (ln(x), x.ln());
+            let error = if libm.abs() > 1e-3 {
+                ((ours - libm) / libm).abs()
+            } else {
+                (ours - libm).abs() * 1e3
+            };
+            worst = worst.max(error);
+        };
+        for _ in 0..1_000_000 {
+            // The skip draw's inputs: (0, 1] at 53-bit resolution.
+            check(((rng.u64(..) >> 11) + 1) as f64 / (1u64 << 53) as f64);
+            // And any positive normal value.
+            check(f64::from_bits(
+                rng.u64(0x0010_0000_0000_0000..0x7ff0_0000_0000_0000),
+            ));
+        }
+        for x in [
+            1.0,
+            0.5,
+            2.0,
+            std::f64::consts::SQRT_2,
+            1.0 / (1u64 << 53) as f64,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ] {
+            check(x);
+        }
+        assert_eq!(ln(1.0), 0.0);
+        assert!(worst < 2e-10, "worst relative error {worst:e}");
     }
 
     #[test]
