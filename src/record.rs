@@ -354,9 +354,9 @@ fn reject() {
 #[inline]
 fn valid(kind: Kind, value: f64, histogram_max: f64) -> bool {
     match kind {
-        Kind::Counter => value >= 0.0 && value < f64::INFINITY,
+        Kind::Counter => (0.0..f64::INFINITY).contains(&value),
         Kind::UpDown | Kind::Gauge => value.abs() < f64::INFINITY,
-        Kind::Histogram => value >= 0.0 && value <= histogram_max,
+        Kind::Histogram => (0.0..=histogram_max).contains(&value),
     }
 }
 
