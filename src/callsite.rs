@@ -12,18 +12,21 @@
 //! * `TAG_DISABLED`: the registration was refused (bad name, kind clash);
 //!   calls do nothing.
 //!
-//! The tag is also kept alone in a byte beside the word, so the hot path's
-//! test is one compare of memory with a constant (`cmpb`) and the pointer is
-//! only loaded by the cold path that needs it. The byte is a hint, written
-//! right after the word: the cold path dispatches on the word itself, so a
-//! call that raced a re-tagging is handled by what the word says.
+//! The hot path does not read the word. It reads the callsite's *step*, the
+//! amount a call takes off the thread's countdown: `1` for a sampled
+//! callsite, [`STEP_OFF`] (`u64::MAX`) for every other state, which no
+//! countdown can pay without borrowing. The whole unsampled path is then
+//! `countdown −= step` and a branch on the borrow, the same three
+//! instructions as a bare countdown, and exact, disabled and unresolved
+//! callsites still leave it on every call (the cold path gives the
+//! countdown back). The step is written right after the word: the cold path
+//! dispatches on the word itself, so a call that raced a re-tagging is
+//! handled by what the word says.
 //!
 //! Both are `Relaxed` loads of memory written once per engine install, so
-//! their cache line stays shared. The word is a `std` atomic: loom
-//! atomics cannot live in a `static`; the resolve-once logic is a plain
-//! compare under the registry lock.
+//! their cache line stays shared.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::cell::{Kind, SeriesCell};
 
@@ -31,6 +34,10 @@ pub(crate) const TAG_MASK: usize = 3;
 pub(crate) const TAG_SAMPLED: usize = 1;
 pub(crate) const TAG_EXACT: usize = 2;
 pub(crate) const TAG_DISABLED: usize = 3;
+
+/// The step of a callsite that is not sampled (exact, disabled, or not
+/// resolved yet): larger than any countdown, so every call borrows.
+pub(crate) const STEP_OFF: u64 = u64::MAX;
 
 /// Static description of one `record!` site, plus its cached series.
 #[derive(Debug)]
@@ -40,8 +47,8 @@ pub struct Callsite {
     pub(crate) labels: &'static [(&'static str, &'static str)],
     pub(crate) critical: bool,
     state: AtomicUsize,
-    /// `state & TAG_MASK`, alone in a byte (the hot path's hint).
-    tag: AtomicU8,
+    /// `1` when the word is tagged sampled, [`STEP_OFF`] otherwise.
+    step: AtomicU64,
 }
 
 impl Callsite {
@@ -58,7 +65,7 @@ impl Callsite {
             labels,
             critical,
             state: AtomicUsize::new(0),
-            tag: AtomicU8::new(0),
+            step: AtomicU64::new(STEP_OFF),
         }
     }
 
@@ -76,16 +83,20 @@ impl Callsite {
         self.state.load(Ordering::Relaxed)
     }
 
-    /// True when the callsite was last tagged sampled: the one test the
-    /// hot path makes before the countdown.
+    /// What a call takes off the thread's countdown (see the module docs).
     #[inline(always)]
-    pub(crate) fn is_sampled_hint(&self) -> bool {
-        self.tag.load(Ordering::Relaxed) == TAG_SAMPLED as u8
+    pub(crate) fn step(&self) -> u64 {
+        self.step.load(Ordering::Relaxed)
     }
 
     pub(crate) fn store(&self, state: usize) {
         self.state.store(state, Ordering::Relaxed);
-        self.tag.store((state & TAG_MASK) as u8, Ordering::Relaxed);
+        let step = if state & TAG_MASK == TAG_SAMPLED {
+            1
+        } else {
+            STEP_OFF
+        };
+        self.step.store(step, Ordering::Relaxed);
     }
 }
 

@@ -66,38 +66,35 @@ impl Value for f32 {
 
 /// Entry point of every sampled-kind macro call.
 ///
-/// The common path is two tests: the callsite's tag byte against a constant,
-/// and the thread's countdown. Every other case leaves through one cold
-/// call, so the compiler can move the computation of the value (the
-/// caller's expression) into that cold block: an unsampled call does not
-/// even evaluate its conversion.
+/// The common path is the callsite's step taken off the thread's countdown
+/// and a branch on the borrow (see `callsite.rs`). Every other case leaves
+/// through one cold call, so the compiler can move the computation of the
+/// value (the caller's expression) into that cold block: an unsampled call
+/// does not even evaluate its conversion.
 #[inline(always)]
 pub fn sampled<V: Value>(callsite: &'static Callsite, value: V) {
-    let counted = callsite.is_sampled_hint();
-    if counted {
-        if SAMPLER.with(|sampler| sampler.skip()) {
-            return;
-        }
-    } else if !global::is_active() {
-        // Exact or not yet resolved, and no engine: two loads and two
-        // branches, no call.
+    let step = callsite.step();
+    if SAMPLER.with(|sampler| sampler.skip_by(step)) {
         return;
     }
-    off_the_fast_path(callsite, counted, value);
+    off_the_fast_path(callsite, step, value);
 }
 
-/// Every sampled-kind call that is not skipped: `counted` says whether it
-/// used up the thread's countdown (its callsite was tagged sampled).
+/// Every sampled-kind call that borrowed from the countdown: a sampled
+/// callsite whose countdown ran out (`step == 1`), or a callsite that is
+/// exact, disabled or not resolved yet.
 #[cold]
 #[inline(never)]
-fn off_the_fast_path<V: Value>(callsite: &'static Callsite, counted: bool, value: V) {
+fn off_the_fast_path<V: Value>(callsite: &'static Callsite, step: u64, value: V) {
     let state = callsite.state();
-    if !counted {
+    if step != 1 {
+        // Not the sampler's call: give the countdown back.
+        SAMPLER.with(|sampler| sampler.give_back(step));
         not_sampled(callsite, state, value);
     } else if state & TAG_MASK == TAG_SAMPLED {
         sampled_slow(cell_of(state), value.to_f64());
     } else {
-        // Re-tagged since the hint was read: the countdown this call used up
+        // Re-tagged since the step was read: the countdown this call used up
         // is the thread's, so draw the next one, then treat the call as what
         // its callsite is now.
         redraw_only();
@@ -190,11 +187,14 @@ where
 #[cold]
 #[inline(never)]
 fn not_sampled<V: Value>(callsite: &'static Callsite, mut state: usize, value: V) {
+    if state == 0 {
+        // Resolved on first use even with no engine installed: a sampled
+        // callsite then gets its step of 1, and its later calls stay on the
+        // countdown path (an engine installed later re-tags it).
+        state = crate::registry::resolve_callsite(callsite);
+    }
     if !global::is_active() {
         return;
-    }
-    if state == 0 {
-        state = crate::registry::resolve_callsite(callsite);
     }
     match state & TAG_MASK {
         TAG_SAMPLED if !SAMPLER.with(|sampler| sampler.skip()) => {

@@ -22,6 +22,13 @@ use crate::rate::{RateCell, RateWord};
 /// none is installed.
 const NO_ENGINE_RECHECK: u64 = 1023;
 
+/// How many skips a thread draws at once. Each draw is a chain of about a
+/// hundred cycles (random bits, logarithm, conversions); drawn one per
+/// sampled call, that chain blocks the caller's instruction window. Drawn
+/// eight at a time, the chains run side by side and each sampled call only
+/// takes the next one.
+const SKIP_BATCH: usize = 8;
+
 /// One thread's sampling state.
 #[derive(Debug)]
 pub struct Sampler {
@@ -38,6 +45,10 @@ pub struct Sampler {
     inv_ln_keep: Cell<f64>,
     /// Ring shard this thread pushes to; `u32::MAX` until assigned.
     shard: Cell<u32>,
+    /// Skips drawn ahead, all at the rate of `rate_word`; the next one used
+    /// is `skips[skips_left − 1]`.
+    skips: [Cell<u64>; SKIP_BATCH],
+    skips_left: Cell<usize>,
     /// The pipeline this thread's handle (`pipeline::CURRENT`) holds, or
     /// null: a borrowed view of that `Arc`, so a sampled call reaches the
     /// pipeline through this `const` thread-local alone.
@@ -60,6 +71,8 @@ impl Sampler {
             rate_word: Cell::new(u64::MAX),
             inv_ln_keep: Cell::new(0.0),
             shard: Cell::new(u32::MAX),
+            skips: [const { Cell::new(0) }; SKIP_BATCH],
+            skips_left: Cell::new(0),
             pipeline: Cell::new(std::ptr::null()),
         }
     }
@@ -74,9 +87,25 @@ impl Sampler {
     /// The per-call check: `true` means skip this call.
     #[inline(always)]
     pub fn skip(&self) -> bool {
-        let left = self.countdown.get();
-        self.countdown.set(left.wrapping_sub(1));
-        left != 0
+        self.skip_by(1)
+    }
+
+    /// The per-call check of a `record!` site: takes `step` off the
+    /// countdown; `true` (no borrow) means skip this call. A step of
+    /// `u64::MAX` always borrows (countdowns stay below `2^63`), and
+    /// [`Sampler::give_back`] then restores the countdown.
+    #[inline(always)]
+    pub fn skip_by(&self, step: u64) -> bool {
+        let (left, borrowed) = self.countdown.get().overflowing_sub(step);
+        self.countdown.set(left);
+        !borrowed
+    }
+
+    /// Undoes a [`Sampler::skip_by`] whose call is not the sampler's to
+    /// decide (an exact, disabled or unresolved callsite).
+    #[inline]
+    pub fn give_back(&self, step: u64) {
+        self.countdown.set(self.countdown.get().wrapping_add(step));
     }
 
     /// Decides the call whose countdown ran out: `Some(p)` if it is sampled,
@@ -98,8 +127,7 @@ impl Sampler {
     #[cold]
     #[inline(never)]
     fn fresh_trial(&self, rate: &RateCell) -> Option<f32> {
-        let p = self.refresh(rate.load());
-        let failures = self.draw();
+        let (failures, p) = self.next_skip(rate);
         if failures == 0 {
             self.schedule(rate);
             Some(p)
@@ -148,51 +176,68 @@ impl Sampler {
         self.pipeline.set(pipeline);
     }
 
-    /// Draws the skip after a sampled call.
+    /// Schedules the skip after a sampled call.
     #[inline]
     fn schedule(&self, rate: &RateCell) {
-        let p = self.refresh(rate.load());
-        self.countdown.set(self.draw());
+        let (skip, p) = self.next_skip(rate);
+        self.countdown.set(skip);
         self.prob.set(p);
     }
 
-    /// Caches `1 / ln(1 − p)` for a new rate word and returns `p`.
+    /// The next skip drawn ahead and the rate it was drawn at, which is the
+    /// rate in force: a new rate word discards what was drawn at the old one
+    /// (skips are independent of the calls, so dropping some biases nothing).
     #[inline]
-    fn refresh(&self, word: RateWord) -> f32 {
-        if word.0 != self.rate_word.get() {
-            self.cache_rate(word);
+    fn next_skip(&self, rate: &RateCell) -> (u64, f32) {
+        let word = rate.load();
+        let mut left = self.skips_left.get();
+        if left == 0 || word.0 != self.rate_word.get() {
+            self.refill(word);
+            left = SKIP_BATCH;
         }
-        word.rate()
+        left -= 1;
+        self.skips_left.set(left);
+        (self.skips[left].get(), word.rate())
     }
 
+    /// Draws a batch of skips at the rate of `word`.
     #[cold]
     #[inline(never)]
-    fn cache_rate(&self, word: RateWord) {
-        self.rate_word.set(word.0);
-        let ln_keep = (1.0 - f64::from(word.rate())).ln().min(-f64::MIN_POSITIVE);
-        self.inv_ln_keep.set(1.0 / ln_keep);
-    }
-
-    /// Failures before the next success at the cached rate.
-    #[inline]
-    fn draw(&self) -> u64 {
-        // No test for p = 1: `ln 0 = −∞` makes the cached factor `−0.0`, so
-        // every draw is 0 (the next call is sampled too).
+    fn refill(&self, word: RateWord) {
+        if word.0 != self.rate_word.get() {
+            self.rate_word.set(word.0);
+            // No special case for p = 1: `ln 0 = −∞` makes the factor `−0.0`,
+            // so every skip is 0 (every call is sampled).
+            let ln_keep = (1.0 - f64::from(word.rate())).ln().min(-f64::MIN_POSITIVE);
+            self.inv_ln_keep.set(1.0 / ln_keep);
+        }
         let mut seed = self.rng.get();
         if seed == 0 {
             seed = fresh_seed();
         }
         let mut rng = fastrand::Rng::with_seed(seed);
-        let bits = rng.u64(..);
+        let mut bits = [0u64; SKIP_BATCH];
+        for slot in &mut bits {
+            *slot = rng.u64(..);
+        }
         self.rng.set(rng.get_seed());
-        // U in (0, 1]: 53 random bits, shifted off zero (exact in f64).
-        let uniform = ((bits >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
-        // ⌊ln U / ln(1−p)⌋ ~ Geometric(p) failures. Both factors are ≤ 0,
-        // so the product is ≥ 0; `as i64` truncates, and saturates for the
-        // astronomically long skips of a denormal rate (cheaper than the
-        // extra range checks of a cast to `u64`).
-        (ln(uniform) * self.inv_ln_keep.get()) as i64 as u64
+        let inv_ln_keep = self.inv_ln_keep.get();
+        for (skip, bits) in self.skips.iter().zip(bits) {
+            skip.set(geometric(bits, inv_ln_keep));
+        }
     }
+}
+
+/// One Geometric(p) draw (failures before the first success) from 64
+/// random bits, given `1 / ln(1 − p)`: `⌊ln U / ln(1 − p)⌋` with `U` in
+/// `(0, 1]` from 53 of the bits (exact in `f64`).
+#[inline(always)]
+fn geometric(bits: u64, inv_ln_keep: f64) -> u64 {
+    let uniform = ((bits >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+    // Both factors are ≤ 0, so the product is ≥ 0; `as i64` truncates, and
+    // saturates for the astronomically long skips of a denormal rate
+    // (cheaper than the extra range checks of a cast to `u64`).
+    (ln(uniform) * inv_ln_keep) as i64 as u64
 }
 
 #[cold]
@@ -366,5 +411,6 @@ pub(crate) fn seed_this_thread(seed: u64) {
         sampler.rng.set(seed | 1);
         sampler.rate_word.set(u64::MAX);
         sampler.inv_ln_keep.set(0.0);
+        sampler.skips_left.set(0);
     });
 }
