@@ -157,6 +157,9 @@ fn offer_snapshot(shared: &Shared, exporters: &[SyncSender<Job>]) {
 pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline: Instant) {
     let pipeline = &shared.pipeline;
     let finals: Vec<usize> = pipeline.rings.iter().map(|ring| ring.close()).collect();
+    for ring in pipeline.owned.iter() {
+        ring.close_owned();
+    }
     // An RMW read (not a load), pairing with the increment in
     // `Pipeline::spill`: see `Ring::is_closed_seqcst` for why.
     while pipeline.spilling.fetch_add(0, Ordering::SeqCst) != 0 && Instant::now() < deadline {
@@ -166,6 +169,18 @@ pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline
         loop {
             ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
             if ring.head() == final_tail || Instant::now() >= deadline {
+                break;
+            }
+            thread::yield_now();
+        }
+    }
+    // An owned ring has no final claim count: drain until everything its
+    // holder published is in (a push that read the closed flag just before
+    // it was set may still be publishing).
+    for ring in pipeline.owned.iter() {
+        loop {
+            ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
+            if ring.head() == ring.published_tail() || Instant::now() >= deadline {
                 break;
             }
             thread::yield_now();

@@ -18,7 +18,12 @@ use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 /// Shared producer-side state of one installed engine.
 #[derive(Debug)]
 pub struct Pipeline {
+    /// Shared shards: any thread may push (compare-and-swap claims).
     pub(crate) rings: Box<[Ring]>,
+    /// Rings a thread claims for itself on its first sampled call and
+    /// pushes to without a locked instruction (see `ring.rs`); threads that
+    /// find none free use the shared shards.
+    pub(crate) owned: Box<[Ring]>,
     pub(crate) rate: RateCell,
     /// Samples folded into spill accumulators because a push failed.
     pub(crate) samples_dropped: AtomicU64,
@@ -43,9 +48,11 @@ impl Pipeline {
     /// `shards` rings of `capacity` slots each, starting at `rate`.
     pub(crate) fn new(shards: usize, capacity: usize, rate: f32, histogram_max: f64) -> Self {
         let rings: Box<[Ring]> = (0..shards.max(1)).map(|_| Ring::new(capacity)).collect();
+        let owned: Box<[Ring]> = (0..shards.max(1)).map(|_| Ring::new(capacity)).collect();
         let high_water = rings[0].capacity() / 2;
         Self {
             rings,
+            owned,
             rate: RateCell::new(rate),
             samples_dropped: AtomicU64::new(0),
             values_rejected: AtomicU64::new(0),
@@ -61,6 +68,39 @@ impl Pipeline {
     /// Hands out shards round-robin to threads on their first sample.
     pub(crate) fn assign_shard(&self) -> usize {
         self.next_shard.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Every ring the consumer drains: the shared shards, then the owned.
+    pub(crate) fn all_rings(&self) -> impl Iterator<Item = &Ring> {
+        self.rings.iter().chain(self.owned.iter())
+    }
+
+    /// Claims a free owned ring for the calling thread.
+    fn claim_owned(&self) -> Option<usize> {
+        self.owned.iter().position(Ring::try_claim)
+    }
+
+    /// [`Pipeline::submit`] to the owned ring this thread holds.
+    ///
+    /// # Safety
+    ///
+    /// As [`Ring::push_owned`]: the calling thread holds `ring`'s claim.
+    #[inline]
+    pub(crate) unsafe fn submit_owned(&self, ring: &Ring, sample: Sample, spill: &Spill) -> bool {
+        // SAFETY: the caller holds the claim (this function's contract).
+        match unsafe { ring.push_owned(sample) } {
+            Ok(pos) => {
+                if pos % 64 == 0 && ring.len() >= self.high_water {
+                    self.wake_flusher();
+                }
+                true
+            }
+            Err(PushError::Full(sample)) | Err(PushError::Contended(sample)) => {
+                self.spill(ring, sample, spill);
+                true
+            }
+            Err(PushError::Closed(_)) => false,
+        }
     }
 
     /// Pushes a sample to `shard`; on failure folds it into `spill` and counts
@@ -145,35 +185,55 @@ impl Pipeline {
 // sampled calls, never on the countdown path, so its lazy destructor
 // registration costs nothing per call; the `Arc` is released at thread exit.
 std::thread_local! {
-    static CURRENT: RefCell<Cached> = const { RefCell::new(Cached(None)) };
+    static CURRENT: RefCell<Cached> = const { RefCell::new(Cached { pipeline: None, owned: None }) };
 }
 
-/// The thread's handle: owns the `Arc` and keeps the sampler's borrowed
-/// pointer to it (`Sampler::cached_pipeline`) in step, so the sampled path
-/// can reach the pipeline through the `const` sampler thread-local without
-/// this lazily registered one.
-struct Cached(Option<Arc<Pipeline>>);
+/// The thread's handle: owns the `Arc`, holds the claim on one of its owned
+/// rings (when one was free), and keeps the sampler's borrowed pointers to
+/// both (`Sampler::cached_pipeline`, `Sampler::owned_ring`) in step, so the
+/// sampled path reaches them through the `const` sampler thread-local
+/// without this lazily registered one.
+struct Cached {
+    pipeline: Option<Arc<Pipeline>>,
+    /// Index in `pipeline.owned` of the ring this thread holds.
+    owned: Option<usize>,
+}
 
 impl Cached {
     fn set(&mut self, pipeline: Option<Arc<Pipeline>>) {
-        let pointer = pipeline
-            .as_deref()
-            .map_or(std::ptr::null(), |pipeline| pipeline as *const Pipeline);
         // Null first: the old `Arc` may be the last reference.
-        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(std::ptr::null()));
-        self.0 = pipeline;
-        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(pointer));
+        self.forget();
+        self.pipeline = pipeline;
+        let Some(pipeline) = self.pipeline.as_deref() else {
+            return;
+        };
+        self.owned = pipeline.claim_owned();
+        let ring = self.owned.map_or(std::ptr::null(), |index| {
+            &pipeline.owned[index] as *const Ring
+        });
+        let pointer = pipeline as *const Pipeline;
+        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(pointer, ring));
     }
 
     fn get(&self) -> Option<&Pipeline> {
-        self.0.as_deref()
+        self.pipeline.as_deref()
+    }
+
+    /// Nulls the sampler's pointers, then gives the owned ring back (this
+    /// thread's last push to it is behind it).
+    fn forget(&mut self) {
+        let _ = SAMPLER
+            .try_with(|sampler| sampler.set_cached_pipeline(std::ptr::null(), std::ptr::null()));
+        if let (Some(pipeline), Some(index)) = (self.pipeline.as_deref(), self.owned.take()) {
+            pipeline.owned[index].release();
+        }
     }
 }
 
 impl Drop for Cached {
     fn drop(&mut self) {
         // Thread exit: the sampler (no destructor) outlives this handle.
-        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(std::ptr::null()));
+        self.forget();
     }
 }
 
@@ -204,7 +264,7 @@ pub(crate) fn with_current<T, R>(
             let value = pending.take()?;
             return f(global::pipeline().as_deref(), value).ok();
         };
-        if current.0.is_none() {
+        if current.pipeline.is_none() {
             current.set(global::pipeline().as_ref().cloned());
         }
         let value = pending.take()?;

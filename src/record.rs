@@ -228,8 +228,16 @@ pub(crate) fn sampled_slow(cell: &'static SeriesCell, value: f64) {
             inclusion_prob,
             value,
         };
-        let shard = sampler.shard(pipeline.rings.len(), || pipeline.assign_shard());
-        if pipeline.submit(shard, sample, &cell.spill) {
+        let pushed = match sampler.owned_ring() {
+            // SAFETY: the sampler's ring pointer is set only while this
+            // thread's handle holds that ring's claim (see `pipeline::Cached`).
+            Some(ring) => unsafe { pipeline.submit_owned(ring, sample, &cell.spill) },
+            None => {
+                let shard = sampler.shard(pipeline.rings.len(), || pipeline.assign_shard());
+                pipeline.submit(shard, sample, &cell.spill)
+            }
+        };
+        if pushed {
             None
         } else {
             Some(Some(sample))
@@ -349,14 +357,20 @@ fn reject() {
 
 /// The documented acceptance rules: counters take finite non-negative
 /// increments, up-down counters any finite delta, histograms finite values in
-/// `0..=histogram_max`. (Comparisons with NaN are false, so each rule is at
-/// most two compares.)
+/// `0..=histogram_max`.
+///
+/// Tested on the bits: after `+ 0.0` (which turns `−0` into `+0`), a
+/// non-negative finite double is one whose bits are below those of `+∞`,
+/// and non-negative doubles order like their bits; NaNs and negatives have
+/// bit patterns above every accepted one. One compare per rule.
 #[inline]
 fn valid(kind: Kind, value: f64, histogram_max: f64) -> bool {
+    const INFINITY_BITS: u64 = 0x7ff0_0000_0000_0000;
+    let bits = (value + 0.0).to_bits();
     match kind {
-        Kind::Counter => (0.0..f64::INFINITY).contains(&value),
-        Kind::UpDown | Kind::Gauge => value.abs() < f64::INFINITY,
-        Kind::Histogram => (0.0..=histogram_max).contains(&value),
+        Kind::Counter => bits < INFINITY_BITS,
+        Kind::UpDown | Kind::Gauge => bits & !(1 << 63) < INFINITY_BITS,
+        Kind::Histogram => bits <= histogram_max.to_bits(),
     }
 }
 

@@ -26,6 +26,17 @@
 //! ([`PushError::Contended`], after [`MAX_PUSH_ATTEMPTS`] tries); the caller
 //! spills it (see `spill.rs`) so nothing disappears without account.
 //!
+//! A ring can also be *claimed* by one thread ([`Ring::try_claim`]), which
+//! then pushes with [`Ring::push_owned`]: no other producer exists, so the
+//! claim of a position is a plain load and store of `tail` instead of a
+//! locked compare-and-swap (which is also a full barrier, draining the
+//! producer's store buffer on every sampled call). The slot protocol, and so
+//! the consumer, are the same. An owned ring is closed by a flag the owner
+//! reads before each push ([`Ring::close_owned`]); a push that read the flag
+//! just before the close may publish after the final drain, and is then
+//! neither drained nor counted (a call racing shutdown, which may land on
+//! either side of it).
+//!
 //! Shutdown sets [`CLOSED`] in `tail`. From then on no position can be
 //! claimed (a claim CASes the whole word, closed bit included), so the
 //! consumer's final drain knows exactly which positions were claimed and
@@ -91,11 +102,16 @@ pub struct Ring {
     /// Set while one thread drains: makes `drain` safe to call from anywhere
     /// while keeping a single consumer.
     draining: AtomicUsize,
+    /// 1 while a thread holds the claim (owned rings only).
+    owner: AtomicUsize,
+    /// 1 once an owned ring is closed; read by its owner before each push.
+    closed: AtomicUsize,
 }
 
 // SAFETY: the only non-`Sync` field is the slots' `UnsafeCell<Sample>`.
 // Access to each cell is serialised: a producer writes slot `pos` only after
-// winning the CAS on `tail` for `pos` and seeing (Acquire) a published `head`
+// winning the CAS on `tail` for `pos` (or, on an owned ring, as the one
+// thread holding the claim, see `push_owned`) and seeing (Acquire) a published `head`
 // above `pos − capacity`, which the consumer stored (Release) after its read
 // of that slot's previous lap; the consumer reads only after the producer's
 // Release store of `pos + 1`, which its Acquire load observed. `Sample` is
@@ -121,7 +137,76 @@ impl Ring {
             tail: CachePadded::new(AtomicUsize::new(0)),
             head: CachePadded::new(AtomicUsize::new(0)),
             draining: AtomicUsize::new(0),
+            owner: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
         }
+    }
+
+    /// Claims the ring for the calling thread; false if another thread holds
+    /// it. The holder may use [`Ring::push_owned`] until [`Ring::release`].
+    pub fn try_claim(&self) -> bool {
+        // Acquire: pairs with the previous holder's Release in `release`, so
+        // its last `tail` store is seen.
+        self.owner
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Gives the claim up (after the holder's last push).
+    pub fn release(&self) {
+        // Release: the next holder sees every `tail` store of this one.
+        self.owner.store(0, Ordering::Release);
+    }
+
+    /// [`Ring::push`] for the thread holding the claim: the same slot
+    /// protocol, with the position taken by a plain load and store of
+    /// `tail` (no other producer exists), and the closed flag of
+    /// [`Ring::close_owned`] instead of the bit in `tail`.
+    ///
+    /// # Errors
+    ///
+    /// Hands the sample back when the ring is full or closed.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the claim ([`Ring::try_claim`] returned true and
+    /// [`Ring::release`] has not been called since), and only ever pushes to
+    /// this ring with this method: no other thread writes `tail` or a slot.
+    #[inline]
+    pub unsafe fn push_owned(&self, sample: Sample) -> Result<usize, PushError> {
+        if self.closed.load(Ordering::Relaxed) != 0 {
+            return Err(PushError::Closed(sample));
+        }
+        // Relaxed: only this thread writes `tail` (the claim's Acquire made
+        // the previous holder's stores visible).
+        let pos = self.tail.load(Ordering::Relaxed);
+        // Acquire: as in `push`, pairs with the consumer's Release of `head`.
+        let head = self.head.load(Ordering::Acquire);
+        if pos.wrapping_sub(head) >= self.capacity() {
+            return Err(PushError::Full(sample));
+        }
+        let slot = &self.slots[pos & self.mask];
+        // The claim makes this thread the only producer of `pos`, and the
+        // `head` check shows the consumer finished with the slot's last lap.
+        // SAFETY: sole writer of a slot nobody reads before `pos + 1` is published.
+        slot.sample.with_mut(|ptr| unsafe { ptr.write(sample) });
+        // Release: pairs with the consumer's Acquire load in `drain`.
+        slot.seq.store(pos.wrapping_add(1), Ordering::Release);
+        // Release: a reader of `tail` (the final drain) also sees the slot.
+        self.tail.store(pos.wrapping_add(1), Ordering::Release);
+        Ok(pos)
+    }
+
+    /// Closes an owned ring: its holder's next push is refused.
+    pub fn close_owned(&self) {
+        // SeqCst RMW: the spill hand-shake, as in `close`.
+        self.closed.swap(1, Ordering::SeqCst);
+    }
+
+    /// Position one past the last sample published on an owned ring.
+    pub fn published_tail(&self) -> usize {
+        // Acquire: pairs with the Release store in `push_owned`.
+        self.tail.load(Ordering::Acquire)
     }
 
     /// Number of slots.
@@ -264,9 +349,10 @@ impl Ring {
     /// at least one side sees the other. A CAS claim racing this RMW
     /// still succeeds: the value it compares is unchanged.
     pub(crate) fn is_closed_seqcst(&self) -> bool {
-        // SeqCst RMW: pairs with `close`'s RMW on `tail` and with the RMW
-        // reads of `spilling` (see above).
+        // SeqCst RMWs: pair with `close`'s RMW on `tail` (or `close_owned`'s
+        // on `closed`) and with the RMW reads of `spilling` (see above).
         self.tail.fetch_or(0, Ordering::SeqCst) & CLOSED != 0
+            || self.closed.fetch_or(0, Ordering::SeqCst) != 0
     }
 
     /// Position of the next sample the consumer will read.
@@ -326,6 +412,41 @@ mod tests {
         let mut count = 0;
         ring.drain(usize::MAX, |_| count += 1);
         assert_eq!((count, ring.head()), (1, 1));
+    }
+
+    #[test]
+    fn an_owned_ring_takes_plain_pushes_hands_over_and_closes() {
+        let ring = Arc::new(Ring::new(4));
+        assert!(ring.try_claim());
+        assert!(!ring.try_claim(), "one holder at a time");
+        for seq in 0..4 {
+            // SAFETY: this thread holds the claim.
+            assert_eq!(unsafe { ring.push_owned(sample(0, seq)) }, Ok(seq as usize));
+        }
+        // SAFETY: as above.
+        let full = unsafe { ring.push_owned(sample(0, 4)) };
+        assert_eq!(full, Err(PushError::Full(sample(0, 4))));
+        ring.release();
+        let mut drained = Vec::new();
+        ring.drain(usize::MAX, |s| drained.push(s.value));
+        // Another thread takes the claim over and goes on from `tail`.
+        let other = ring.clone();
+        thread::spawn(move || {
+            assert!(other.try_claim());
+            // SAFETY: this thread holds the claim.
+            assert_eq!(unsafe { other.push_owned(sample(1, 5)) }, Ok(4));
+            other.close_owned();
+            // SAFETY: as above.
+            let refused = unsafe { other.push_owned(sample(1, 6)) };
+            assert!(matches!(refused, Err(PushError::Closed(_))));
+            other.release();
+        })
+        .join()
+        .unwrap();
+        assert!(ring.is_closed_seqcst());
+        ring.drain(usize::MAX, |s| drained.push(s.value));
+        assert_eq!(drained, [0.0, 1.0, 2.0, 3.0, 5.0]);
+        assert_eq!(ring.head(), ring.published_tail());
     }
 
     /// Four producers against one consumer through a small ring: every

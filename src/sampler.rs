@@ -17,6 +17,7 @@ use std::cell::Cell;
 
 use crate::pipeline::Pipeline;
 use crate::rate::{RateCell, RateWord};
+use crate::ring::Ring;
 
 /// How many calls a thread skips before it checks again for an engine when
 /// none is installed.
@@ -53,6 +54,9 @@ pub struct Sampler {
     /// null: a borrowed view of that `Arc`, so a sampled call reaches the
     /// pipeline through this `const` thread-local alone.
     pipeline: Cell<*const Pipeline>,
+    /// The owned ring of that pipeline this thread holds the claim on, or
+    /// null (kept by `pipeline::Cached` like `pipeline`).
+    owned_ring: Cell<*const Ring>,
 }
 
 impl Default for Sampler {
@@ -74,6 +78,7 @@ impl Sampler {
             skips: [const { Cell::new(0) }; SKIP_BATCH],
             skips_left: Cell::new(0),
             pipeline: Cell::new(std::ptr::null()),
+            owned_ring: Cell::new(std::ptr::null()),
         }
     }
 
@@ -152,10 +157,17 @@ impl Sampler {
     pub fn shard(&self, shards: usize, assign: impl FnOnce() -> usize) -> usize {
         let mut shard = self.shard.get();
         if shard == u32::MAX {
-            shard = assign() as u32;
+            // Kept reduced, so the division below is skipped unless a later
+            // engine has fewer shards.
+            shard = (assign() % shards.max(1)) as u32;
             self.shard.set(shard);
         }
-        shard as usize % shards.max(1)
+        let shard = shard as usize;
+        if shard < shards {
+            shard
+        } else {
+            shard % shards.max(1)
+        }
     }
 
     /// The pipeline this thread's handle holds, if it holds one.
@@ -171,9 +183,22 @@ impl Sampler {
         unsafe { pipeline.as_ref() }
     }
 
+    /// The owned ring this thread holds the claim on, if any: a ring of
+    /// [`Sampler::cached_pipeline`]'s pipeline, under the same rules.
+    #[inline(always)]
+    pub(crate) fn owned_ring(&self) -> Option<&Ring> {
+        let ring = self.owned_ring.get();
+        // As `cached_pipeline`: set by `pipeline::Cached` while it holds the
+        // `Arc` owning this ring (and the ring's claim), nulled before either
+        // is given up.
+        // SAFETY: non-null means the ring lives in a pipeline this thread keeps alive.
+        unsafe { ring.as_ref() }
+    }
+
     /// See [`Sampler::cached_pipeline`]; only `pipeline::Cached` calls this.
-    pub(crate) fn set_cached_pipeline(&self, pipeline: *const Pipeline) {
+    pub(crate) fn set_cached_pipeline(&self, pipeline: *const Pipeline, owned_ring: *const Ring) {
         self.pipeline.set(pipeline);
+        self.owned_ring.set(owned_ring);
     }
 
     /// Schedules the skip after a sampled call.

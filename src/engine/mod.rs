@@ -52,7 +52,7 @@ impl Shared {
         let started = Instant::now();
         let mut peak: f64 = 0.0;
         let mut drained = 0;
-        for ring in self.pipeline.rings.iter() {
+        for ring in self.pipeline.all_rings() {
             let fill = ring.len() as f64 / ring.capacity() as f64;
             peak = peak.max(fill);
             drained += ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
