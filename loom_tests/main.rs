@@ -251,6 +251,89 @@ fn a_spill_racing_shutdown_is_collected_or_refused_never_lost_after() {
     });
 }
 
+/// An owned ring handed from one thread to another while the consumer
+/// drains: the claim's release/acquire carries `tail` over, so the second
+/// holder goes on from where the first stopped; every accepted sample is
+/// drained once, in order, and every refused one came back.
+#[test]
+fn an_owned_ring_handed_over_loses_nothing() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        assert!(ring.try_claim());
+        // SAFETY: this thread holds the claim.
+        assert!(unsafe { ring.push_owned(tagged(0)) }.is_ok());
+        ring.release();
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut refused = Vec::new();
+                assert!(ring.try_claim(), "released before the spawn");
+                for tag in [1, 2] {
+                    // SAFETY: this thread holds the claim.
+                    match unsafe { ring.push_owned(tagged(tag)) } {
+                        Ok(_) => {}
+                        Err(PushError::Full(back)) => refused.push(check(&back)),
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                ring.release();
+                refused
+            })
+        };
+        let mut drained = Vec::new();
+        ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+        let refused = producer.join().unwrap();
+        ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+        assert_eq!(ring.head(), ring.published_tail());
+        assert!(drained.windows(2).all(|pair| pair[0] < pair[1]), "in order");
+        assert_conserved(&[0, 1, 2], &drained, &refused);
+    });
+}
+
+/// The shutdown hand-shake for an owned ring: its holder spilling on a
+/// full ring against `close_owned`, the wait for spills and the final
+/// drain. As for the shared shards, a fold is collected or refused, never
+/// landed after the final collection.
+#[test]
+fn an_owned_ring_spill_racing_shutdown_is_collected_or_refused() {
+    use hotmetrics::loom_api::{owned_ring, pipeline, samples_dropped, spilling, submit_owned};
+    loom::model(|| {
+        let pipeline = Arc::new(pipeline(2, 0.5));
+        let spill = Arc::new(Spill::new());
+        assert!(owned_ring(&pipeline).try_claim());
+        for tag in [0, 1] {
+            // SAFETY: this thread holds the claim.
+            assert!(unsafe { submit_owned(&pipeline, tagged(tag), &spill) });
+        }
+        owned_ring(&pipeline).release();
+        let producer = {
+            let (pipeline, spill) = (pipeline.clone(), spill.clone());
+            thread::spawn(move || {
+                assert!(owned_ring(&pipeline).try_claim());
+                // SAFETY: this thread holds the claim.
+                let accepted = unsafe { submit_owned(&pipeline, tagged(2), &spill) };
+                owned_ring(&pipeline).release();
+                accepted
+            })
+        };
+        owned_ring(&pipeline).close_owned();
+        while spilling(&pipeline) != 0 {
+            thread::yield_now();
+        }
+        let mut drained = Vec::new();
+        owned_ring(&pipeline).drain(usize::MAX, |sample| drained.push(check(&sample)));
+        let collected = spill.take();
+        let dropped_at_collection = samples_dropped(&pipeline);
+        producer.join().unwrap();
+        assert_eq!(drained, [0, 1], "the accepted samples, drained once");
+        assert!(collected.samples <= 1);
+        assert_eq!(collected.samples, dropped_at_collection);
+        let late = spill.take();
+        assert_eq!(late.samples, 0, "a fold landed after the final collection");
+        assert_eq!(samples_dropped(&pipeline), dropped_at_collection);
+    });
+}
+
 /// The flusher and a `snapshot()` caller both drain the same ring while a
 /// producer pushes: the `draining` flag hands the consumer role from one to
 /// the other, and every sample is drained exactly once, in order.

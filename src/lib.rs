@@ -151,6 +151,22 @@ pub mod loom_api {
         pipeline.submit(0, sample, spill)
     }
 
+    /// [`submit`] from the thread holding the claim on the pipeline's
+    /// owned ring ([`owned_ring`]).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread holds that ring's claim (`Ring::try_claim`).
+    pub unsafe fn submit_owned(pipeline: &Pipeline, sample: Sample, spill: &Spill) -> bool {
+        // SAFETY: forwarded contract: the caller holds the claim.
+        unsafe { pipeline.submit_owned(&pipeline.owned[0], sample, spill) }
+    }
+
+    /// The pipeline's (first) owned ring.
+    pub fn owned_ring(pipeline: &Pipeline) -> &Ring {
+        &pipeline.owned[0]
+    }
+
     /// The pipeline's rate cell (the controller publishes here).
     pub fn rate(pipeline: &Pipeline) -> &RateCell {
         &pipeline.rate
