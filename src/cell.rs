@@ -38,7 +38,7 @@ impl Kind {
 
 /// Flag bit: every call of this series is recorded (critical or
 /// `never_sample`).
-pub(crate) const FLAG_EXACT: u64 = 1;
+const FLAG_EXACT: u64 = 1;
 
 /// Producer-writable state of one series.
 #[derive(Debug)]
@@ -46,7 +46,11 @@ pub struct SeriesCell {
     pub(crate) id: MetricId,
     pub(crate) kind: Kind,
     /// [`FLAG_EXACT`]; set by the registry when an engine is installed.
-    pub(crate) flags: AtomicU64,
+    flags: AtomicU64,
+    /// What a handle call takes off the thread's countdown: 1 for a sampled
+    /// series, `u64::MAX` for an exact one or a gauge (see `callsite.rs`);
+    /// kept in step with `flags` by [`SeriesCell::set_exact`].
+    step: AtomicU64,
     /// Exact integer total (counters: Σ increments; up-down: Σ deltas as
     /// wrapping `i64`).
     pub(crate) exact_int: AtomicU64,
@@ -66,6 +70,7 @@ impl SeriesCell {
             id,
             kind,
             flags: AtomicU64::new(0),
+            step: AtomicU64::new(if kind == Kind::Gauge { u64::MAX } else { 1 }),
             exact_int: AtomicU64::new(0),
             exact_float: AtomicF64::new(0.0),
             exact_calls: AtomicU64::new(0),
@@ -86,6 +91,24 @@ impl SeriesCell {
 
     pub(crate) fn is_exact(&self) -> bool {
         self.flags.load(Ordering::Relaxed) & FLAG_EXACT != 0
+    }
+
+    /// Marks the series exact (every call recorded) or sampled.
+    pub(crate) fn set_exact(&self, exact: bool) {
+        self.flags
+            .store(if exact { FLAG_EXACT } else { 0 }, Ordering::Relaxed);
+        let step = if exact || self.kind == Kind::Gauge {
+            u64::MAX
+        } else {
+            1
+        };
+        self.step.store(step, Ordering::Relaxed);
+    }
+
+    /// The handle path's step (see the field).
+    #[inline(always)]
+    pub(crate) fn step(&self) -> u64 {
+        self.step.load(Ordering::Relaxed)
     }
 
     /// Adds an exact integer amount (wrapping, so signed deltas work).

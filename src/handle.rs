@@ -94,11 +94,7 @@ impl Inner {
         let Some(cell) = self.cell else {
             return;
         };
-        if self.critical || cell.kind == Kind::Gauge || cell.is_exact() {
-            record::exact(cell, value);
-        } else {
-            record::handle_sampled(cell, value);
-        }
+        record::handle(cell, self.critical, value);
     }
 }
 

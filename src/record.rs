@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use crate::callsite::{cell_of, Callsite, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
+use crate::callsite::{cell_of, Callsite, STEP_OFF, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
 use crate::cell::{Kind, SeriesCell};
 use crate::global;
 use crate::pipeline;
@@ -130,13 +130,26 @@ pub fn gauge<V: Value>(callsite: &'static Callsite, value: V) {
     }
 }
 
-/// The sampled path of a handle whose series is not exact.
+/// A handle call: the cell's step (1 sampled; `u64::MAX` exact or gauge,
+/// and for a `critical` handle) off the countdown, as `record!` does.
 #[inline(always)]
-pub(crate) fn handle_sampled<V: Value>(cell: &'static SeriesCell, value: V) {
-    if SAMPLER.with(|sampler| sampler.skip()) {
+pub(crate) fn handle<V: Value>(cell: &'static SeriesCell, critical: bool, value: V) {
+    let step = if critical { STEP_OFF } else { cell.step() };
+    if SAMPLER.with(|sampler| sampler.skip_by(step)) {
         return;
     }
-    sampled_slow(cell, value.to_f64());
+    handle_off_the_fast_path(cell, step, value);
+}
+
+#[cold]
+#[inline(never)]
+fn handle_off_the_fast_path<V: Value>(cell: &'static SeriesCell, step: u64, value: V) {
+    if step == 1 {
+        sampled_slow(cell, value.to_f64());
+    } else {
+        SAMPLER.with(|sampler| sampler.give_back(step));
+        exact(cell, value);
+    }
 }
 
 /// Sample first, resolve later: the path of a call whose series is only

@@ -13,11 +13,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::callsite::{pack, Callsite, TAG_DISABLED, TAG_EXACT, TAG_SAMPLED};
-use crate::cell::{Kind, SeriesCell, FLAG_EXACT};
+use crate::cell::{Kind, SeriesCell};
 use crate::error::RegistrationError;
 use crate::handle::Labels;
 use crate::sample::MetricId;
-use crate::sync::Ordering;
 
 /// Default number of label sets per metric name.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
@@ -199,7 +198,7 @@ impl Registry {
         let id = MetricId(self.series.len() as u32);
         let cell: &'static SeriesCell = Box::leak(Box::new(SeriesCell::new(id, kind)));
         if self.exact_by_name(&name) {
-            cell.flags.store(FLAG_EXACT, Ordering::Relaxed);
+            cell.set_exact(true);
         }
         self.series.push(SeriesInfo {
             cell,
@@ -264,12 +263,7 @@ pub(crate) fn configure(never_sample: &[String], cardinality_limit: usize) {
     registry.overflowed = 0;
     for index in 0..registry.series.len() {
         let info = &registry.series[index];
-        let flags = if registry.exact_by_name(&info.name) {
-            FLAG_EXACT
-        } else {
-            0
-        };
-        info.cell.flags.store(flags, Ordering::Relaxed);
+        info.cell.set_exact(registry.exact_by_name(&info.name));
         info.cell.reset();
     }
     for index in 0..registry.callsites.len() {

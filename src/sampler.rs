@@ -1,13 +1,16 @@
 //! The thread-local sampling decision.
 //!
 //! Each thread keeps a countdown of calls to skip. The common, unsampled
-//! call decrements it and returns: one thread-local load, a decrement, a
-//! store and a branch, with no shared memory touched. When the countdown is
-//! exhausted the call is sampled, and the next skip is drawn from the
-//! geometric distribution with the rate then in force, `G = ⌊ln U / ln(1−p)⌋`,
-//! which makes every call an independent Bernoulli(p) trial. The sample
-//! carries the `p` its skip was drawn with, which is what keeps the
-//! Horvitz–Thompson correction unbiased across rate changes.
+//! call takes its callsite's step (1) off it and returns: a thread-local
+//! subtract and a branch on the borrow, with no shared memory touched. When
+//! the countdown is exhausted the call is sampled, and takes the next skip
+//! from the geometric distribution at the rate then in force,
+//! `G = ⌊ln U / ln(1−p)⌋`, which makes every call an independent
+//! Bernoulli(p) trial. Skips are drawn [`SKIP_BATCH`] at a time so their
+//! dependency chains overlap; a batch drawn at an older rate is discarded
+//! when the rate word changes. The sample carries the `p` its skip was drawn
+//! with, which is what keeps the Horvitz–Thompson correction unbiased across
+//! rate changes.
 //!
 //! The state is a `const`-initialised thread-local of `Cell`s with no
 //! destructor, so there is no lazy-init branch on the fast path and nothing to

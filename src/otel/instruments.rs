@@ -112,7 +112,7 @@ where
 mod bound {
     use opentelemetry::metrics::BoundSyncInstrument;
 
-    use crate::cell::{Kind, SeriesCell};
+    use crate::cell::SeriesCell;
     use crate::record::{self, Value};
 
     /// An instrument bound to one attribute set: the series is resolved,
@@ -133,11 +133,7 @@ mod bound {
             let Some(cell) = self.cell else {
                 return;
             };
-            if self.exact || cell.kind == Kind::Gauge || cell.is_exact() {
-                record::exact(cell, value);
-            } else {
-                record::handle_sampled(cell, value);
-            }
+            record::handle(cell, self.exact, value);
         }
     }
 }
