@@ -153,11 +153,16 @@ impl Aggregator {
         agg.carry += weight;
         // `carry` and `v` are never negative: truncation is `floor`, and
         // `+ 0.5` then truncation is `round`, without a libm call each.
-        let whole = agg.carry as u64;
+        // Through `i64` (one instruction each way; `carry` stays far below
+        // 2^63), not `u64`, whose conversions are long sequences on the
+        // dependency chain that runs through `carry` from sample to sample.
+        let whole = agg.carry as i64;
         agg.carry -= whole as f64;
         if whole >= 1 {
+            let whole = whole as u64;
             if let Some(distribution) = agg.distribution.as_mut() {
-                let scaled = v / resolution;
+                // The common resolution of 1 needs no division.
+                let scaled = if resolution == 1.0 { v } else { v / resolution };
                 let units = if scaled < 4_503_599_627_370_496.0 {
                     (scaled + 0.5) as u64
                 } else {
