@@ -249,29 +249,35 @@ impl Sampler {
             *slot = rng.u64(..);
         }
         self.rng.set(rng.get_seed());
+        // Branch-free and lane by lane, so the compiler evaluates the draws
+        // two (or more) at a time in vector registers.
         let inv_ln_keep = self.inv_ln_keep.get();
-        for (skip, bits) in self.skips.iter().zip(bits) {
-            skip.set(geometric(bits, inv_ln_keep));
+        let mut draws = [0.0f64; SKIP_BATCH];
+        for (draw, bits) in draws.iter_mut().zip(bits) {
+            *draw = ln(uniform(bits)) * inv_ln_keep;
+        }
+        for (skip, draw) in self.skips.iter().zip(draws) {
+            // ⌊ln U / ln(1 − p)⌋ ~ Geometric(p) failures. Both factors are
+            // ≤ 0, so the draw is ≥ 0; `as i64` truncates, and saturates for
+            // the astronomically long skips of a denormal rate (cheaper than
+            // the extra range checks of a cast to `u64`).
+            skip.set(draw as i64 as u64);
         }
     }
-}
-
-/// One Geometric(p) draw (failures before the first success) from 64
-/// random bits, given `1 / ln(1 − p)`: `⌊ln U / ln(1 − p)⌋` with `U` in
-/// `(0, 1]` from 53 of the bits (exact in `f64`).
-#[inline(always)]
-fn geometric(bits: u64, inv_ln_keep: f64) -> u64 {
-    let uniform = ((bits >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
-    // Both factors are ≤ 0, so the product is ≥ 0; `as i64` truncates, and
-    // saturates for the astronomically long skips of a denormal rate
-    // (cheaper than the extra range checks of a cast to `u64`).
-    (ln(uniform) * inv_ln_keep) as i64 as u64
 }
 
 #[cold]
 #[inline(never)]
 fn fresh_seed() -> u64 {
     fastrand::u64(..) | 1
+}
+
+/// `U` uniform on `(0, 1]` (a grid of step `2^-52`) from 52 random bits:
+/// `2 − x` for `x` in `[1, 2)` built from the bits, which is exact.
+#[inline(always)]
+fn uniform(bits: u64) -> f64 {
+    const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
+    2.0 - f64::from_bits(ONE_BITS | (bits >> 12))
 }
 
 /// Natural logarithm of a positive, normal, finite `x`, to within 2e-10
@@ -297,7 +303,11 @@ pub(crate) fn ln(x: f64) -> f64 {
     // Shift the exponent so that mantissas at or above √½ count in the next
     // binade; `k` is then the exponent of `x / m`.
     let shifted = x.to_bits().wrapping_add(ONE_BITS - SQRT_HALF_BITS);
-    let k = (shifted >> 52) as i64 - 1023;
+    // The biased exponent (0..2048) as a double without an integer
+    // conversion (which has no vector form): placed in the mantissa of
+    // 2^52, then 2^52 and the bias taken off, exactly.
+    const TWO_52_BITS: u64 = 0x4330_0000_0000_0000;
+    let k = f64::from_bits(TWO_52_BITS | (shifted >> 52)) - (4_503_599_627_370_496.0 + 1023.0);
     let m = f64::from_bits((shifted & MANTISSA).wrapping_add(SQRT_HALF_BITS));
     let f = m - 1.0;
     let s = f / (2.0 + f);
@@ -309,7 +319,7 @@ pub(crate) fn ln(x: f64) -> f64 {
     let mid = 2.0 / 5.0 + z * (2.0 / 7.0);
     let high = 2.0 / 9.0 + z * (2.0 / 11.0);
     let series = low + z2 * (mid + z2 * high);
-    k as f64 * LN_2 + s * series
+    k * LN_2 + s * series
 }
 
 #[cfg(not(loom))]
