@@ -4,28 +4,29 @@
 //! operation, at 1 thread and at all cores.
 //!
 //! Last results (summary table; AMD EPYC, 2 vCPU under KVM, load average
-//! 1.4 → 1.7; per thread, median of 15 interleaved rounds; "× hotmetrics" =
+//! 2.3 → 1.4; per thread, median of 15 interleaved rounds; "× hotmetrics" =
 //! the library's overhead / hotmetrics `record!`'s overhead):
 //!
 //! | library | overhead 1t | overhead 2t | ns/call 1t | ns/call 2t | × hotmetrics 1t | × hotmetrics 2t |
 //! |---|---:|---:|---:|---:|---:|---:|
-//! | none (plain) | +0.0 % | +0.0 % | 0.39 | 0.47 | | |
-//! | countdown floor | +3.1 % | +2.8 % | 3.09 | 5.41 | | |
-//! | hotmetrics `record!` | +15.0 % | +5.2 % | 4.56 | 5.69 | 1× | 1× |
-//! | hotmetrics handle | +27.7 % | +22.3 % | 4.79 | 6.20 | 2× | 4× |
-//! | shared AtomicU64 | +3.8 % | +55.4 % | 8.32 | 17.96 | 0.3× | 11× |
-//! | metrics macro | +251.4 % | +429.4 % | 52.49 | 94.84 | 17× | 82× |
-//! | metrics handle | +87.5 % | +187.5 % | 8.09 | 15.12 | 6× | 36× |
-//! | opentelemetry_sdk, no attributes | +138.2 % | +281.9 % | 11.60 | 42.95 | 9× | 54× |
-//! | opentelemetry_sdk, 2 attributes | +644.9 % | +954.2 % | 145.38 | 316.26 | 43× | 183× |
-//! | opentelemetry_sdk, bound | +103.7 % | +209.9 % | 9.53 | 184.28 | 7× | 40× |
-//! | prometheus handles | +50.3 % | +145.3 % | 8.36 | 23.86 | 3× | 28× |
-//! | prometheus label vecs | +231.3 % | +560.4 % | 46.62 | 500.19 | 15× | 107× |
-//! | prometheus local (thread-local) | +25.4 % | +26.1 % | 3.03 | 3.27 | 2× | 5× |
-//! | prometheus-client | +60.3 % | +249.2 % | 8.29 | 17.79 | 4× | 48× |
+//! | none (plain) | +0.0 % | +0.0 % | 0.41 | 0.45 | | |
+//! | countdown floor | +2.2 % | −1.9 % | 3.34 | 3.38 | | |
+//! | hotmetrics `record!` | +7.4 % | +6.7 % | 4.25 | 4.47 | 1× | 1× |
+//! | hotmetrics handle | +11.4 % | +8.4 % | 4.32 | 4.58 | 2× | 1× |
+//! | shared AtomicU64 | +3.2 % | +56.3 % | 9.06 | 28.80 | 0.4× | 8× |
+//! | metrics macro | +261.0 % | +504.9 % | 57.59 | 206.18 | 35× | 75× |
+//! | metrics handle | +84.8 % | +225.0 % | 8.65 | 31.77 | 11× | 34× |
+//! | opentelemetry_sdk, no attributes | +142.0 % | +263.1 % | 12.51 | 48.33 | 19× | 39× |
+//! | opentelemetry_sdk, 2 attributes | +667.6 % | +948.1 % | 153.79 | 265.23 | 90× | 142× |
+//! | opentelemetry_sdk, bound | +104.8 % | +331.6 % | 10.24 | 46.78 | 14× | 50× |
+//! | prometheus handles | +52.0 % | +180.3 % | 9.05 | 31.32 | 7× | 27× |
+//! | prometheus label vecs | +231.6 % | +554.7 % | 49.29 | 201.21 | 31× | 83× |
+//! | prometheus local (thread-local) | +27.3 % | +27.0 % | 3.23 | 3.40 | 4× | 4× |
+//! | prometheus-client | +60.3 % | +240.8 % | 9.07 | 28.56 | 8× | 36× |
 //!
-//! hotmetrics' 2-thread overhead moves between +5 % and +12 % from run to
-//! run here; its 1-thread figure is the steadier one.
+//! Two more runs the same hour put hotmetrics `record!` at +6.2 % / +11.8 %
+//! and +4.9 % / +2.4 % (1 / 2 threads): the 2-thread figure moves most from
+//! run to run here, the per-call columns hardly at all.
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench peers`.
 //! Figures are ratios from a noisy shared machine.

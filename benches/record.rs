@@ -3,33 +3,34 @@
 //! countdown (the floor of a sampled design).
 //!
 //! Last results (summary table; AMD EPYC, 2 vCPU under KVM, load average
-//! 3.8 → 2.3 from parallel builds; one thread; ring 2048 slots then):
+//! 2.3 → 1.4; one thread):
 //!
 //! | case | ns/call | × floor (same rate) | × fetch_add |
 //! |---|---:|---:|---:|
-//! | empty loop | 0.41 | 0.14 | 0.045 |
-//! | shared AtomicU64::fetch_add | 9.20 | 3.23 | 1.000 |
-//! | countdown floor, unsampled | 2.86 | 1.00 | 0.310 |
-//! | countdown floor, 3 % | 3.40 | 1.00 | 0.369 |
-//! | counter, no engine | 2.89 | 1.01 | 0.314 |
-//! | counter, unsampled | 2.90 | 1.03 | 0.316 |
-//! | counter, default 3 % | 5.45 | 1.57 | 0.582 |
-//! | counter, 3 % + flusher draining | 5.42 | 1.58 | 0.586 |
-//! | counter, rate 1.0 | 47.54 | 16.30 | 4.861 |
-//! | critical counter | 18.58 | 6.48 | 2.012 |
-//! | counter + 2 labels, 3 % | 5.23 | 1.54 | 0.566 |
-//! | updown, 3 % | 5.39 | 1.58 | 0.571 |
-//! | histogram, no engine | 2.93 | 1.02 | 0.318 |
-//! | histogram, unsampled | 2.92 | 1.03 | 0.318 |
-//! | histogram, default 3 % | 6.07 | 1.79 | 0.654 |
-//! | histogram, rate 1.0 | 79.22 | 27.47 | 8.478 |
-//! | critical histogram | 73.86 | 25.43 | 7.785 |
-//! | gauge, installed | 4.83 | 1.70 | 0.523 |
-//! | timed, default 3 % | 9.64 | 2.85 | 1.051 |
+//! | empty loop | 0.42 | 0.15 | 0.047 |
+//! | shared AtomicU64::fetch_add | 9.00 | 3.21 | 1.000 |
+//! | countdown floor, unsampled | 2.80 | 1.00 | 0.311 |
+//! | countdown floor, 3 % | 3.31 | 1.00 | 0.368 |
+//! | counter, no engine | 2.82 | 1.01 | 0.313 |
+//! | counter, unsampled | 2.80 | 1.00 | 0.311 |
+//! | counter, default 3 % | 3.97 | 1.20 | 0.442 |
+//! | counter, 3 % + flusher draining | 4.02 | 1.21 | 0.447 |
+//! | counter, rate 1.0 | 28.87 | 10.25 | 3.199 |
+//! | critical counter | 18.39 | 6.55 | 2.044 |
+//! | counter + 2 labels, 3 % | 3.79 | 1.15 | 0.421 |
+//! | updown, 3 % | 3.83 | 1.16 | 0.425 |
+//! | histogram, no engine | 2.83 | 1.01 | 0.314 |
+//! | histogram, unsampled | 2.80 | 1.00 | 0.312 |
+//! | histogram, default 3 % | 4.04 | 1.22 | 0.449 |
+//! | histogram, rate 1.0 | 31.49 | 11.22 | 3.541 |
+//! | critical histogram | 35.09 | 12.56 | 3.907 |
+//! | gauge, installed | 4.66 | 1.66 | 0.517 |
+//! | timed, default 3 % | 7.30 | 2.20 | 0.809 |
 //!
-//! The unsampled call is the floor's decrement-and-branch plus one load of
-//! the callsite word (6 instructions); in a tight loop both are bound by the
-//! countdown's store-to-load round trip (~2.9 ns), which is why neither
+//! The unsampled call is the floor's own shape: the callsite's step taken
+//! off the thread-local countdown and a branch on the borrow (one load more
+//! than the floor, for the step). In a tight loop both are bound by the
+//! countdown's store-to-load round trip (~2.8 ns), which is why neither
 //! reaches 0.25× of an uncontended `fetch_add`.
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench record`.
