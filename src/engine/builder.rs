@@ -148,18 +148,20 @@ impl Builder {
         self
     }
 
-    /// Slots per ring shard, rounded up to a power of two (default 8192:
-    /// about 8 ms of samples per shard at a million samples a second, so a
-    /// flusher kept off the CPU for a few milliseconds by busy workers does
-    /// not make the rings spill).
+    /// Slots per ring (each owned ring and each shared shard), rounded up to
+    /// a power of two (default 8192: about 8 ms of samples per ring at a
+    /// million samples a second, so a flusher kept off the CPU for a few
+    /// milliseconds by busy workers does not make the rings spill).
     pub fn buffer_capacity(mut self, slots: usize) -> Self {
         self.buffer_capacity = slots;
         self
     }
 
-    /// Number of ring shards (default: the machine's parallelism, rounded up
-    /// to a power of two, at most 64). Threads are spread over shards so
-    /// they do not contend on one tail.
+    /// Number of shared ring shards, and of owned rings (default: the
+    /// machine's parallelism, rounded up to a power of two, at most 64). A
+    /// thread claims a free owned ring on its first sampled call and pushes
+    /// to it without a locked instruction; threads that find none free are
+    /// spread over the shared shards so they do not contend on one tail.
     pub fn ring_shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
