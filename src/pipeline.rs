@@ -88,19 +88,8 @@ impl Pipeline {
     #[inline]
     pub(crate) unsafe fn submit_owned(&self, ring: &Ring, sample: Sample, spill: &Spill) -> bool {
         // SAFETY: the caller holds the claim (this function's contract).
-        match unsafe { ring.push_owned(sample) } {
-            Ok(pos) => {
-                if pos % 64 == 0 && ring.len() >= self.high_water {
-                    self.wake_flusher();
-                }
-                true
-            }
-            Err(PushError::Full(sample)) | Err(PushError::Contended(sample)) => {
-                self.spill(ring, sample, spill);
-                true
-            }
-            Err(PushError::Closed(_)) => false,
-        }
+        let pushed = unsafe { ring.push_owned(sample) };
+        self.settle(ring, pushed, spill)
     }
 
     /// Pushes a sample to `shard`; on failure folds it into `spill` and counts
@@ -110,7 +99,14 @@ impl Pipeline {
     #[inline]
     pub(crate) fn submit(&self, shard: usize, sample: Sample, spill: &Spill) -> bool {
         let ring = &self.rings[shard % self.rings.len()];
-        match ring.push(sample) {
+        self.settle(ring, ring.push(sample), spill)
+    }
+
+    /// What follows a push to `ring`, either kind: the early wake-up, the
+    /// spill of a refused sample; `false` when the ring was closed.
+    #[inline(always)]
+    fn settle(&self, ring: &Ring, pushed: Result<usize, PushError>, spill: &Spill) -> bool {
+        match pushed {
             Ok(pos) => {
                 // Look at the fill level once every 64 pushes only: reading
                 // `head` touches the consumer's cache line.
