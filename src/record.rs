@@ -1,14 +1,14 @@
 //! What one `record!` or handle call does.
 //!
-//! The sampled kinds (counter, up-down, histogram) compare the callsite's
-//! tag byte with a constant, then decrement the thread's countdown; that is
-//! the whole unsampled path (six instructions, the value not even
-//! converted). Everything after it is `#[cold]` and leaves through one call:
-//! the sampling decision (the skip draw with an inlined logarithm), the
-//! validation, the ring push and the spill, reaching the pipeline through
-//! the sampler's own thread-local. Exact calls (critical, gauges, `never_sample` names) skip
-//! the sampler and go to the series' own atomics, or through the ring with
-//! `p = 1` for histograms.
+//! The sampled kinds (counter, up-down, histogram) take the callsite's step
+//! off the thread's countdown and branch on the borrow; that is the whole
+//! unsampled path (the value is not even converted). Everything after it is
+//! `#[cold]` and leaves through one call: the sampling decision (the next
+//! skip from the thread's batch), the validation, the ring push and the
+//! spill, reaching the pipeline through the sampler's own thread-local.
+//! Exact calls (critical, gauges, `never_sample` names) have a step that
+//! always borrows: they give the countdown back and go to the series' own
+//! atomics, or through the ring with `p = 1` for histograms.
 
 use std::time::Instant;
 
