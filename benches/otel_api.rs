@@ -8,21 +8,22 @@
 //!
 //! | scenario                           | hotmetrics |   SDK | ratio |
 //! |------------------------------------|-----------:|------:|------:|
-//! | counter_0_attrs                    |       14.2 |  27.7 |   2.0 |
-//! | counter_3_attrs                    |       22.7 | 380.0 |  16.8 |
-//! | histogram_3_attrs                  |       26.9 | 493.4 |  18.3 |
-//! | counter_3_attrs, bound handle      |       16.3 |     – |     – |
-//! | counter_0_attrs_2threads           |       27.5 |  54.7 |   2.0 |
-//! | counter_3_attrs_2threads           |       43.2 | 631.7 |  14.6 |
-//! | histogram_3_attrs_2threads         |       48.1 | 812.2 |  16.9 |
-//! | counter_3_attrs_2threads, bound    |       23.1 |     – |     – |
+//! | counter_0_attrs                    |        6.2 |  12.8 |   2.1 |
+//! | counter_3_attrs                    |       10.9 | 171.3 |  15.7 |
+//! | histogram_3_attrs                  |       12.3 | 225.5 |  18.3 |
+//! | counter_3_attrs, bound handle      |        5.9 |     – |     – |
+//! | counter_0_attrs_2threads           |        7.4 |  37.5 |   5.1 |
+//! | counter_3_attrs_2threads           |       14.9 | 402.4 |  27.0 |
+//! | histogram_3_attrs_2threads         |       15.9 | 571.1 |  35.9 |
+//! | counter_3_attrs_2threads, bound    |        7.5 |     – |     – |
 //!
 //! Machine: AMD EPYC (lscpu model name), 2 vCPUs, one thread per core,
-//! ~2.0 GHz, shared and noisy: absolute times moved by up to 1.5× between
-//! runs, the ratios less (over two runs: 3 attributes 16.8–17.3× at one
-//! thread and 14.6–18.6× at two; histograms 15.6–18.3× and 16.9–17.5×; no
-//! attributes 1.6–2.0×). Built with `--no-default-features --features
-//! otel-api-bound` (exporters off; the hot path is the same).
+//! shared and noisy: absolute times moved by up to 1.5× between runs, the
+//! ratios less (an earlier run, before the hot path took the callsite step
+//! and the owned rings: 3 attributes 16.8× at one thread and 14.6× at two;
+//! histograms 18.3× and 16.9×; no attributes 2.0× and 2.0×). Built with
+//! `--no-default-features --features otel-api-bound` (exporters off; the
+//! hot path is the same).
 //!
 //! With no attributes the SDK has a fast path (one atomic add on a
 //! pre-built tracker) and hotmetrics wins by the sampling alone; with
