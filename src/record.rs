@@ -15,9 +15,9 @@ use std::time::Instant;
 use crate::callsite::{cell_of, Callsite, STEP_OFF, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
 use crate::cell::{Kind, SeriesCell};
 use crate::global;
-use crate::pipeline;
+use crate::pipeline::{self, Pipeline};
 use crate::sample::Sample;
-use crate::sampler::SAMPLER;
+use crate::sampler::{Sampler, SAMPLER};
 
 /// A number a `record!` or handle accepts.
 ///
@@ -231,24 +231,12 @@ pub(crate) fn sampled_slow(cell: &'static SeriesCell, value: f64) {
         let Some(pipeline) = sampler.cached_pipeline() else {
             return Some(None);
         };
-        let inclusion_prob = sampler.decide(&pipeline.rate)?;
-        if !valid(cell.kind, value, pipeline.histogram_max) {
-            pipeline.reject();
-            return None;
-        }
-        let sample = Sample {
-            id: cell.id,
-            inclusion_prob,
-            value,
-        };
+        let sample = decide_sample(sampler, pipeline, cell, value)?;
         let pushed = match sampler.owned_ring() {
             // SAFETY: the sampler's ring pointer is set only while this
             // thread's handle holds that ring's claim (see `pipeline::Cached`).
             Some(ring) => unsafe { pipeline.submit_owned(ring, sample, &cell.spill) },
-            None => {
-                let shard = sampler.shard(pipeline.rings.len(), || pipeline.assign_shard());
-                pipeline.submit(shard, sample, &cell.spill)
-            }
+            None => submit_shared(sampler, pipeline, cell, sample),
         };
         if pushed {
             None
@@ -278,27 +266,50 @@ fn sampled_through_handle(cell: &'static SeriesCell, value: f64, decided: Option
         let pushed = SAMPLER.with(|sampler| {
             let sample = match decided {
                 Some(sample) => sample,
-                None => {
-                    let inclusion_prob = sampler.decide(&pipeline.rate)?;
-                    if !valid(cell.kind, value, pipeline.histogram_max) {
-                        pipeline.reject();
-                        return None;
-                    }
-                    Sample {
-                        id: cell.id,
-                        inclusion_prob,
-                        value,
-                    }
-                }
+                None => decide_sample(sampler, pipeline, cell, value)?,
             };
-            let shard = sampler.shard(pipeline.rings.len(), || pipeline.assign_shard());
-            Some((pipeline.submit(shard, sample, &cell.spill), sample))
+            Some((submit_shared(sampler, pipeline, cell, sample), sample))
         });
         match pushed {
             Some((false, sample)) => Err(Some(sample)),
             _ => Ok(()),
         }
     });
+}
+
+/// Decides a call whose countdown ran out and checks its value: the sample
+/// to push, or `None` (not sampled, or the value was rejected and counted).
+#[inline(always)]
+fn decide_sample(
+    sampler: &Sampler,
+    pipeline: &Pipeline,
+    cell: &'static SeriesCell,
+    value: f64,
+) -> Option<Sample> {
+    let inclusion_prob = sampler.decide(&pipeline.rate)?;
+    if !valid(cell.kind, value, pipeline.histogram_max) {
+        pipeline.reject();
+        return None;
+    }
+    Some(Sample {
+        id: cell.id,
+        inclusion_prob,
+        value,
+    })
+}
+
+/// Pushes to this thread's shared shard of `pipeline` (see
+/// [`Pipeline::submit`] for the result). Out of line: on the sampled path
+/// it serves only threads that hold no owned ring.
+#[inline(never)]
+fn submit_shared(
+    sampler: &Sampler,
+    pipeline: &Pipeline,
+    cell: &'static SeriesCell,
+    sample: Sample,
+) -> bool {
+    let shard = sampler.shard(pipeline.rings.len(), || pipeline.assign_shard());
+    pipeline.submit(shard, sample, &cell.spill)
 }
 
 /// Pushes one histogram value already decided on (exact calls, `timed`).
@@ -311,14 +322,12 @@ fn push_decided(cell: &'static SeriesCell, inclusion_prob: f32, value: f64) {
             pipeline.reject();
             return Ok(());
         }
-        let shard =
-            SAMPLER.with(|sampler| sampler.shard(pipeline.rings.len(), || pipeline.assign_shard()));
         let sample = Sample {
             id: cell.id,
             inclusion_prob,
             value,
         };
-        if pipeline.submit(shard, sample, &cell.spill) {
+        if SAMPLER.with(|sampler| submit_shared(sampler, pipeline, cell, sample)) {
             Ok(())
         } else {
             Err(())
