@@ -36,20 +36,15 @@ impl Kind {
     }
 }
 
-/// Flag bit: every call of this series is recorded (critical or
-/// `never_sample`).
-const FLAG_EXACT: u64 = 1;
-
 /// Producer-writable state of one series.
 #[derive(Debug)]
 pub struct SeriesCell {
     pub(crate) id: MetricId,
     pub(crate) kind: Kind,
-    /// [`FLAG_EXACT`]; set by the registry when an engine is installed.
-    flags: AtomicU64,
     /// What a handle call takes off the thread's countdown: 1 for a sampled
-    /// series, `u64::MAX` for an exact one or a gauge (see `callsite.rs`);
-    /// kept in step with `flags` by [`SeriesCell::set_exact`].
+    /// series, `u64::MAX` for one whose every call is recorded (a gauge, or
+    /// a name the engine's `never_sample` matches, set by the registry when
+    /// an engine is installed); see `callsite.rs`.
     step: AtomicU64,
     /// Exact integer total (counters: Σ increments; up-down: Σ deltas as
     /// wrapping `i64`).
@@ -69,7 +64,6 @@ impl SeriesCell {
         Self {
             id,
             kind,
-            flags: AtomicU64::new(0),
             step: AtomicU64::new(if kind == Kind::Gauge { u64::MAX } else { 1 }),
             exact_int: AtomicU64::new(0),
             exact_float: AtomicF64::new(0.0),
@@ -89,14 +83,14 @@ impl SeriesCell {
         self.kind
     }
 
+    /// True when every call of the series is recorded (gauges always).
     pub(crate) fn is_exact(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & FLAG_EXACT != 0
+        self.step() == u64::MAX
     }
 
-    /// Marks the series exact (every call recorded) or sampled.
+    /// Marks the series exact (every call recorded) or sampled; a gauge
+    /// stays exact.
     pub(crate) fn set_exact(&self, exact: bool) {
-        self.flags
-            .store(if exact { FLAG_EXACT } else { 0 }, Ordering::Relaxed);
         let step = if exact || self.kind == Kind::Gauge {
             u64::MAX
         } else {
