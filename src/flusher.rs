@@ -18,6 +18,7 @@ use crate::aggregate::Aggregator;
 use crate::controller::{self, Observation};
 use crate::engine::Shared;
 use crate::export::Job;
+use crate::ring::Ring;
 
 /// What the flusher accumulates over one control period.
 #[derive(Debug)]
@@ -166,25 +167,13 @@ pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline
         thread::yield_now();
     }
     for (ring, final_tail) in pipeline.rings.iter().zip(finals) {
-        loop {
-            ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
-            if ring.head() == final_tail || Instant::now() >= deadline {
-                break;
-            }
-            thread::yield_now();
-        }
+        drain_to(ring, aggregator, deadline, || final_tail);
     }
     // An owned ring has no final claim count: drain until everything its
     // holder published is in (a push that read the closed flag just before
     // it was set may still be publishing).
     for ring in pipeline.owned.iter() {
-        loop {
-            ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
-            if ring.head() == ring.published_tail() || Instant::now() >= deadline {
-                break;
-            }
-            thread::yield_now();
-        }
+        drain_to(ring, aggregator, deadline, || ring.published_tail());
     }
     let dropped = pipeline.samples_dropped.load(Ordering::Relaxed);
     aggregator.collect_spills(dropped, true);
@@ -192,4 +181,21 @@ pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline
         .stats
         .samples_recorded
         .store(aggregator.samples_recorded, Ordering::Relaxed);
+}
+
+/// Drains `ring` until its head reaches `target()` (waiting for positions
+/// still being published) or `deadline` passes.
+fn drain_to(
+    ring: &Ring,
+    aggregator: &mut Aggregator,
+    deadline: Instant,
+    target: impl Fn() -> usize,
+) {
+    loop {
+        ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
+        if ring.head() == target() || Instant::now() >= deadline {
+            break;
+        }
+        thread::yield_now();
+    }
 }
