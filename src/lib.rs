@@ -45,153 +45,79 @@
 //!                                                        exporter threads ─► stdout / memory / ...
 //! ```
 //!
+//! ## Where things are
+//!
+//! The source tree follows the data flow, and imports run one way (down
+//! this list; `.ci/imports.py` checks that no file imports back up and that
+//! no two files import each other in a circle):
+//!
+//! * `hot/`: everything a `record!` or handle call can reach: the callsite
+//!   cache, the inline entries and their cold halves, the sampler, the
+//!   thread-local state, the pipeline and its rings, the series registry and
+//!   the handles. It imports nothing outside itself but `sync.rs` and
+//!   `error.rs`.
+//! * `report/`: what the consumer side builds and exporters read:
+//!   [`Snapshot`], [`Stats`], [`Health`].
+//! * `drain/`: the consumer side: the flusher thread, the rate
+//!   [`controller`], the estimators (`aggregate.rs`), the health monitor.
+//! * `export/`: the [`Exporter`](export::Exporter) trait and the exporters.
+//! * `engine/`: the [`Engine`] handle and its [`Builder`].
+//! * `otel/` (feature `otel-api`): the OpenTelemetry API provider.
+//!
 //! ## What runs per call
 //!
-//! An unsampled `record!(counter: ..)` loads its callsite's cached word,
-//! decrements the thread's countdown and returns. Everything else (the
-//! sampling draw, validation, the ring push, spilling on a full ring,
-//! resolving a callsite the first time) sits behind `#[cold]` functions.
+//! An unsampled `record!(counter: ..)` takes its callsite's step (1) off
+//! the thread's countdown and branches on the borrow: three instructions,
+//! no shared write. Everything else (the sampling decision, validation, the
+//! ring push, spilling on a full ring, resolving a callsite the first time,
+//! exact calls) leaves through one `#[cold]` call into `hot/slow.rs`.
 //!
-//! Design notes live beside the code: [`sampler`](crate::__private) for the
-//! geometric skip, `ring.rs` for the queue protocol, [`controller`] for the
-//! rate policy, `aggregate.rs` for the estimators.
+//! Design notes live beside the code: `hot/sampler.rs` for the geometric
+//! skip, `hot/thread.rs` for the thread-local state and its pointer rules,
+//! `hot/ring.rs` for the queue protocol, [`controller`] for the rate policy,
+//! `drain/aggregate.rs` for the estimators.
 
-mod aggregate;
-mod callsite;
-// Public items here are reached from `loom_api` under `--cfg loom`.
-#[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
-mod cell;
-pub mod controller;
+mod drain;
 mod engine;
 mod error;
 pub mod export;
-mod flusher;
-mod global;
-mod handle;
-mod health;
+mod hot;
 mod macros;
 #[cfg(feature = "otel-api")]
 pub mod otel;
-// Public items here are reached from `loom_api` under `--cfg loom`.
-#[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
-mod pipeline;
-// Public items here are reached from `loom_api` under `--cfg loom`.
-#[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
-mod rate;
-mod record;
-mod registry;
-// Public items here are reached from `loom_api` under `--cfg loom`.
-#[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
-mod ring;
-// Public items here are reached from `loom_api` under `--cfg loom`.
-#[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
-mod sample;
-// Public items here are reached from `loom_api` under `--cfg loom`.
-#[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
-mod sampler;
-mod snapshot;
-// Public items here are reached from `loom_api` under `--cfg loom`.
-#[cfg_attr(not(loom), allow(unreachable_pub, dead_code))]
-mod spill;
-mod stats;
+mod report;
 mod sync;
 
-pub use cell::Kind;
+pub use drain::controller;
 pub use engine::{Builder, Engine};
 pub use error::{ConfigError, ExportError, InstallError, RegistrationError, ShutdownError};
-pub use handle::{
+pub use hot::cell::Kind;
+pub use hot::handle::{
     counter, gauge, histogram, try_counter, try_gauge, try_histogram, try_updown, updown, Counter,
-    Gauge, Histogram, Labels, UpDownCounter,
+    Gauge, Histogram, UpDownCounter,
 };
-pub use health::{Health, Reason, STORM_MIN_CALLS};
-pub use record::Value;
-pub use registry::{validate_name, DEFAULT_CARDINALITY_LIMIT, MAX_LABEL_LEN, OVERFLOW_KEY};
-pub use sample::MetricId;
-pub use snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot, Snapshot};
-pub use stats::{CircuitState, Stats};
+pub use hot::registry::{
+    validate_name, Labels, DEFAULT_CARDINALITY_LIMIT, MAX_LABEL_LEN, OVERFLOW_KEY,
+};
+pub use hot::sample::MetricId;
+pub use hot::value::Value;
+pub use report::health::{Health, Reason, STORM_MIN_CALLS};
+pub use report::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot, Snapshot};
+pub use report::stats::{CircuitState, Stats};
 
 /// What the macros expand to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::callsite::Callsite;
-    pub use crate::cell::Kind;
-    pub use crate::record::{gauge, sampled, timed_begin, timed_end, Timer};
+    pub use crate::hot::callsite::Callsite;
+    pub use crate::hot::cell::Kind;
+    pub use crate::hot::record::{gauge, sampled, timed_begin, timed_end, Timer};
 }
 
-/// The pieces the loom models drive: the ring, the spill accumulators, the
-/// rate cell and the sampler. Only built under `--cfg loom`.
+/// The pieces the loom models drive (see `loom_api.rs`). Only built under
+/// `--cfg loom`.
 #[cfg(loom)]
 #[doc(hidden)]
-pub mod loom_api {
-    pub use crate::rate::{RateCell, RateWord};
-    pub use crate::ring::{PushError, Ring};
-    pub use crate::sample::{MetricId, Sample};
-    pub use crate::sampler::Sampler;
-    pub use crate::spill::{Spill, SpillTotals};
-
-    pub use crate::pipeline::Pipeline;
-
-    /// A sample for series `id`.
-    pub fn sample(id: u32, inclusion_prob: f32, value: f64) -> Sample {
-        Sample {
-            id: MetricId(id),
-            inclusion_prob,
-            value,
-        }
-    }
-
-    /// A pipeline of one ring of `capacity` slots at `rate`.
-    pub fn pipeline(capacity: usize, rate: f32) -> Pipeline {
-        Pipeline::new(1, capacity, rate, f64::MAX)
-    }
-
-    /// What a producer does with a decided sample: push, or spill and
-    /// count on a full ring. False when the ring was closed.
-    pub fn submit(pipeline: &Pipeline, sample: Sample, spill: &Spill) -> bool {
-        pipeline.submit(0, sample, spill)
-    }
-
-    /// [`submit`] from the thread holding the claim on the pipeline's
-    /// owned ring ([`owned_ring`]).
-    ///
-    /// # Safety
-    ///
-    /// The calling thread holds that ring's claim (`Ring::try_claim`).
-    pub unsafe fn submit_owned(pipeline: &Pipeline, sample: Sample, spill: &Spill) -> bool {
-        // SAFETY: forwarded contract: the caller holds the claim.
-        unsafe { pipeline.submit_owned(&pipeline.owned[0], sample, spill) }
-    }
-
-    /// The pipeline's (first) owned ring.
-    pub fn owned_ring(pipeline: &Pipeline) -> &Ring {
-        &pipeline.owned[0]
-    }
-
-    /// The pipeline's rate cell (the controller publishes here).
-    pub fn rate(pipeline: &Pipeline) -> &RateCell {
-        &pipeline.rate
-    }
-
-    /// The pipeline's ring.
-    pub fn ring(pipeline: &Pipeline) -> &Ring {
-        &pipeline.rings[0]
-    }
-
-    /// Producers inside a spill now (the shutdown hand-shake waits for 0),
-    /// read as `flusher::final_drain` reads it (an RMW).
-    pub fn spilling(pipeline: &Pipeline) -> usize {
-        pipeline
-            .spilling
-            .fetch_add(0, crate::sync::Ordering::SeqCst)
-    }
-
-    /// Samples counted as spilled.
-    pub fn samples_dropped(pipeline: &Pipeline) -> u64 {
-        pipeline
-            .samples_dropped
-            .load(crate::sync::Ordering::Relaxed)
-    }
-}
+pub mod loom_api;
 
 #[cfg(test)]
 mod test_support;

@@ -2,10 +2,19 @@
 //!
 //! Under `--cfg loom` every primitive here is loom's, so `loom_tests/` checks
 //! the ring, the spill accumulators and the rate cell exactly as they ship.
-//! Two deliberate exceptions use `std` directly and say so where they do:
-//! `static` items (the callsite cache, the installed-engine slot), because
-//! loom atomics cannot be constructed in a `static`, and the thread-local
-//! sampler, which holds only `Cell`s and is model-checked as an instance.
+//! Deliberate exceptions, each said where it is:
+//!
+//! * `static` items (the callsite cache, the installed-pipeline slot) use
+//!   `std` atomics, because loom atomics cannot be constructed in a
+//!   `static`;
+//! * [`Arc`] is `std`'s in both builds: the installed slot is an
+//!   `arc-swap` cell, which holds `std` `Arc`s (loom's would only add leak
+//!   checks, and no model shares a pipeline through the slot);
+//! * thread-local state holds only `Cell`s and is model-checked as an
+//!   instance; [`const_thread_local!`] declares it `const` in the shipping
+//!   build and as a loom thread-local under loom.
+
+pub(crate) use std::sync::Arc;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,6 +49,23 @@ impl<T> UnsafeCell<T> {
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
+
+/// Declares a thread-local: `const`-initialised (no lazy-init branch, no
+/// destructor registration unless the type needs one) in the shipping build,
+/// a loom thread-local under `--cfg loom`.
+macro_rules! const_thread_local {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        std::thread_local! {
+            $(#[$attr])* $vis static $name: $ty = const { $init };
+        }
+        #[cfg(loom)]
+        loom::thread_local! {
+            $(#[$attr])* $vis static $name: $ty = $init;
+        }
+    };
+}
+pub(crate) use const_thread_local;
 
 /// Called inside every bounded retry loop. Under loom the scheduler is not
 /// fair, so a retry must yield or the model never lets the other thread run.

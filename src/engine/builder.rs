@@ -3,31 +3,12 @@
 
 use std::time::Duration;
 
-use crate::controller::{ControllerConfig, ControllerMode};
-use crate::engine::Engine;
+use super::handle::Engine;
+use crate::drain::config::{Config, HealthConfig, MIN_RATE};
+use crate::drain::controller::{ControllerConfig, ControllerMode};
 use crate::error::{ConfigError, InstallError};
-use crate::export::Exporter;
-use crate::health::HealthConfig;
-use crate::registry::DEFAULT_CARDINALITY_LIMIT;
-
-/// Validated engine settings.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) sample_rate: f64,
-    pub(crate) buffer_capacity: usize,
-    pub(crate) shards: usize,
-    pub(crate) export_interval: Duration,
-    pub(crate) drain_interval: Duration,
-    pub(crate) controller: ControllerConfig,
-    pub(crate) never_sample: Vec<String>,
-    pub(crate) cardinality_limit: usize,
-    pub(crate) histogram_sigfig: u8,
-    pub(crate) histogram_resolution: f64,
-    pub(crate) histogram_max: f64,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) disabled: bool,
-    pub(crate) health: HealthConfig,
-}
+use crate::export::exporter::Exporter;
+use crate::hot::registry::DEFAULT_CARDINALITY_LIMIT;
 
 /// Builds and installs an [`Engine`].
 ///
@@ -118,10 +99,6 @@ fn parse_bool(setting: &str, raw: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Smallest rate accepted: samplers work in `f32`, and a smaller rate
-/// would round to 0 there (never sampling) instead of being refused.
-pub(crate) const MIN_RATE: f64 = 1e-30;
-
 fn check_rate(setting: &str, rate: f64) -> Result<(), ConfigError> {
     if (MIN_RATE..=1.0).contains(&rate) {
         Ok(())
@@ -131,6 +108,13 @@ fn check_rate(setting: &str, rate: f64) -> Result<(), ConfigError> {
             rate,
             "a number in (0, 1], at least 1e-30",
         ))
+    }
+}
+
+impl Engine {
+    /// Starts a builder with the default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
     }
 }
 

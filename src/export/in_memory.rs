@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::ExportError;
-use crate::export::Exporter;
-use crate::snapshot::Snapshot;
+use crate::export::exporter::Exporter;
+use crate::report::snapshot::Snapshot;
 
 /// Keeps the last snapshots it received (64 by default). Clones share the
 /// same store, so keep one clone to read what the engine exported.

@@ -12,7 +12,8 @@
 //! `otlp-grpc` feature) and [`Prometheus`] (a `/metrics` endpoint). [`from_env`]
 //! picks them by `OTEL_METRICS_EXPORTER`.
 
-mod env;
+pub(crate) mod env;
+pub(crate) mod exporter;
 mod in_memory;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -20,8 +21,8 @@ pub mod otlp;
 pub mod prometheus;
 #[cfg(any(feature = "otlp", feature = "prometheus"))]
 mod rebucket;
-mod select;
-mod stdout;
+pub(crate) mod select;
+pub(crate) mod stdout;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "prometheus")]
 pub use self::prometheus::Prometheus;
+pub use exporter::Exporter;
 pub use in_memory::InMemory;
 #[cfg(feature = "otlp")]
 pub use otlp::Otlp;
@@ -41,67 +43,8 @@ pub use select::{from_env, from_vars};
 pub use stdout::{Stdout, StdoutFormat};
 
 use crate::error::{ExportError, ShutdownError};
-use crate::snapshot::Snapshot;
-use crate::stats::{CircuitState, SharedStats};
-
-/// Somewhere snapshots can be sent.
-///
-/// ```
-/// use hotmetrics::export::Exporter;
-/// use hotmetrics::{ExportError, Snapshot};
-///
-/// struct CountSeries(usize);
-///
-/// impl Exporter for CountSeries {
-///     fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError> {
-///         self.0 = snapshot.series.len();
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait Exporter: Send + 'static {
-    /// Delivers one snapshot (cumulative values since the engine started).
-    ///
-    /// # Errors
-    ///
-    /// [`ExportError`] when the snapshot could not be delivered; the engine
-    /// counts it and logs it (rate-limited).
-    fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError>;
-
-    /// Called once after the final export, at shutdown.
-    ///
-    /// # Errors
-    ///
-    /// [`ExportError`] when flushing or closing failed.
-    fn shutdown(&mut self) -> Result<(), ExportError> {
-        Ok(())
-    }
-
-    /// A short name for logs and errors.
-    fn name(&self) -> &str {
-        std::any::type_name::<Self>()
-    }
-
-    /// The exporter's circuit-breaker state, if it has one.
-    fn circuit_state(&self) -> CircuitState {
-        CircuitState::Closed
-    }
-}
-
-impl Exporter for Box<dyn Exporter> {
-    fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError> {
-        (**self).export(snapshot)
-    }
-    fn shutdown(&mut self) -> Result<(), ExportError> {
-        (**self).shutdown()
-    }
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn circuit_state(&self) -> CircuitState {
-        (**self).circuit_state()
-    }
-}
+use crate::report::snapshot::Snapshot;
+use crate::report::stats::SharedStats;
 
 /// Work for an exporter thread.
 #[derive(Debug)]
@@ -138,8 +81,11 @@ impl ExportWorker {
         })
     }
 
-    pub(crate) fn sender(&self) -> SyncSender<Job> {
-        self.sender.clone()
+    /// Offers a snapshot to this worker without waiting: `false` when it is
+    /// still busy with the last one (or gone). What the flusher is given.
+    pub(crate) fn feed(&self) -> impl Fn(Arc<Snapshot>) -> bool + Send + 'static {
+        let sender = self.sender.clone();
+        move |snapshot| sender.try_send(Job::Export(snapshot)).is_ok()
     }
 
     /// Hands over the final snapshot and waits for it until `deadline`.

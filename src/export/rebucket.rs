@@ -14,7 +14,7 @@
 //! that bound closes, as the `(lower, upper]` buckets of OpenTelemetry and
 //! Prometheus (`le`) want.
 
-use crate::snapshot::HistogramSnapshot;
+use crate::report::snapshot::HistogramSnapshot;
 
 /// OpenTelemetry's default explicit bucket boundaries.
 pub const DEFAULT_BOUNDARIES: [f64; 15] = [
@@ -93,7 +93,7 @@ pub(crate) mod fixtures {
 
     use hdrhistogram::Histogram;
 
-    use crate::snapshot::{Estimate, HistogramSnapshot};
+    use crate::report::snapshot::{Estimate, HistogramSnapshot};
 
     /// A histogram holding `values`, each weighted `weight`, resolution
     /// 0.001, three significant digits. Exact when `weight` is 1.

@@ -1,9 +1,9 @@
 //! Choosing exporters by `OTEL_METRICS_EXPORTER`, as OpenTelemetry SDKs do.
 
-use crate::engine::Builder;
 use crate::error::ConfigError;
 use crate::export::env::EnvSource;
-use crate::export::{Exporter, Stdout};
+use crate::export::exporter::Exporter;
+use crate::export::stdout::Stdout;
 
 const ACCEPTED: &str = "a comma-separated list of otlp, prometheus, console, none";
 
@@ -33,7 +33,7 @@ const ACCEPTED: &str = "a comma-separated list of otlp, prometheus, console, non
 /// # drop(builder);
 /// ```
 ///
-/// [`Builder::exporters_from_env`] does the same and also applies
+/// [`Builder::exporters_from_env`](crate::Builder::exporters_from_env) does the same and also applies
 /// `OTEL_METRIC_EXPORT_INTERVAL` and `OTEL_SDK_DISABLED` to the engine.
 ///
 /// # Errors
@@ -67,7 +67,7 @@ where
     select(&EnvSource::from_vars(vars))
 }
 
-fn select(env: &EnvSource) -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
+pub(crate) fn select(env: &EnvSource) -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
     if env.bool("OTEL_SDK_DISABLED")? == Some(true) {
         return Ok(Vec::new());
     }
@@ -100,7 +100,7 @@ fn select(env: &EnvSource) -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
 
 #[cfg(feature = "otlp")]
 fn otlp(env: &EnvSource, _raw: &str) -> Result<Box<dyn Exporter>, ConfigError> {
-    let exporter = crate::export::Otlp::builder()
+    let exporter = crate::export::otlp::Otlp::builder()
         .env_source(env.clone())
         .build()?;
     Ok(Box::new(exporter))
@@ -117,7 +117,7 @@ fn otlp(_env: &EnvSource, raw: &str) -> Result<Box<dyn Exporter>, ConfigError> {
 
 #[cfg(feature = "prometheus")]
 fn prometheus(env: &EnvSource, _raw: &str) -> Result<Box<dyn Exporter>, ConfigError> {
-    let exporter = crate::export::Prometheus::builder()
+    let exporter = crate::export::prometheus::Prometheus::builder()
         .env_source(env.clone())
         .build()?;
     Ok(Box::new(exporter))
@@ -130,67 +130,6 @@ fn prometheus(_env: &EnvSource, raw: &str) -> Result<Box<dyn Exporter>, ConfigEr
         raw,
         "exporters built into this program (prometheus needs the `prometheus` feature)",
     ))
-}
-
-impl Builder {
-    /// Configures the engine's export by the OpenTelemetry environment:
-    /// adds the exporters chosen by `OTEL_METRICS_EXPORTER` (see
-    /// [`export::from_env`](crate::export::from_env); the console when it
-    /// is unset), sets the export interval from `OTEL_METRIC_EXPORT_INTERVAL`
-    /// (milliseconds; the builder's interval is kept when it is unset), and
-    /// builds a disabled engine when `OTEL_SDK_DISABLED=true`.
-    ///
-    /// ```
-    /// let engine = hotmetrics::Engine::builder()
-    ///     .exporters_from_vars([("OTEL_METRICS_EXPORTER", "none")])
-    ///     .expect("valid OTEL_* settings")
-    ///     .install()
-    ///     .unwrap();
-    /// engine.shutdown().unwrap();
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As [`export::from_env`](crate::export::from_env), and for an export
-    /// interval that is not a positive whole number of milliseconds.
-    pub fn exporters_from_env(self) -> Result<Self, ConfigError> {
-        self.otel(&EnvSource::process())
-    }
-
-    /// [`Builder::exporters_from_env`] over the given variables instead of
-    /// the process environment.
-    ///
-    /// # Errors
-    ///
-    /// As [`Builder::exporters_from_env`].
-    pub fn exporters_from_vars<I, K, V>(self, vars: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        self.otel(&EnvSource::from_vars(vars))
-    }
-
-    fn otel(mut self, env: &EnvSource) -> Result<Self, ConfigError> {
-        if env.bool("OTEL_SDK_DISABLED")? == Some(true) {
-            return Ok(self.disabled(true));
-        }
-        if let Some((key, interval)) = env.millis(&["OTEL_METRIC_EXPORT_INTERVAL"])? {
-            if interval.is_zero() {
-                return Err(ConfigError::new(
-                    key,
-                    "0",
-                    "a positive whole number of milliseconds",
-                ));
-            }
-            self = self.export_interval(interval);
-        }
-        for exporter in select(env)? {
-            self = self.boxed_exporter(exporter);
-        }
-        Ok(self)
-    }
 }
 
 #[cfg(test)]
@@ -247,28 +186,5 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(error.setting, "OTEL_EXPORTER_OTLP_PROTOCOL");
-    }
-
-    #[test]
-    fn builder_takes_interval_and_disabled() {
-        let builder = crate::Engine::builder()
-            .exporters_from_vars([
-                ("OTEL_METRICS_EXPORTER", "none"),
-                ("OTEL_METRIC_EXPORT_INTERVAL", "2500"),
-            ])
-            .unwrap();
-        let config = builder.config().unwrap();
-        assert_eq!(
-            config.export_interval,
-            std::time::Duration::from_millis(2500)
-        );
-        assert!(builder.exporters.is_empty());
-        let builder = crate::Engine::builder()
-            .exporters_from_vars([("OTEL_SDK_DISABLED", "TRUE")])
-            .unwrap();
-        assert!(builder.config().unwrap().disabled);
-        assert!(crate::Engine::builder()
-            .exporters_from_vars([("OTEL_METRIC_EXPORT_INTERVAL", "0")])
-            .is_err());
     }
 }

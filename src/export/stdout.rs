@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use std::time::UNIX_EPOCH;
 
 use crate::error::ExportError;
-use crate::export::Exporter;
-use crate::snapshot::{MetricValue, SeriesSnapshot, Snapshot};
+use crate::export::exporter::Exporter;
+use crate::report::snapshot::{MetricValue, SeriesSnapshot, Snapshot};
 
 /// Output format of [`Stdout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

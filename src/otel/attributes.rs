@@ -27,8 +27,8 @@ use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crossbeam_utils::CachePadded;
 use opentelemetry::KeyValue;
 
-use crate::cell::{Kind, SeriesCell};
-use crate::registry;
+use crate::hot::cell::{Kind, SeriesCell};
+use crate::hot::registry;
 
 /// Attribute sets one instrument caches before it stops adding to its cache.
 pub(crate) const CACHE_CAPACITY: usize = 4096;

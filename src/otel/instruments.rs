@@ -17,9 +17,10 @@ use opentelemetry::metrics::SyncInstrument;
 use opentelemetry::KeyValue;
 
 use super::attributes::SeriesCache;
-use crate::cell::Kind;
-use crate::global;
-use crate::record::{self, Value};
+use crate::hot::cell::Kind;
+use crate::hot::pipeline;
+use crate::hot::record;
+use crate::hot::value::Value;
 
 /// One synchronous instrument.
 #[derive(Debug)]
@@ -51,7 +52,7 @@ impl Instrument {
 
     #[inline(never)]
     fn measure_exact<T: Value>(&self, value: T, attributes: &[KeyValue]) {
-        if !global::is_active() {
+        if !pipeline::is_active() {
             return;
         }
         if let Some(cell) = self.series.resolve(attributes) {
@@ -112,8 +113,9 @@ where
 mod bound {
     use opentelemetry::metrics::BoundSyncInstrument;
 
-    use crate::cell::SeriesCell;
-    use crate::record::{self, Value};
+    use crate::hot::cell::SeriesCell;
+    use crate::hot::record;
+    use crate::hot::value::Value;
 
     /// An instrument bound to one attribute set: the series is resolved,
     /// so a call is the countdown check, as for `record!`.

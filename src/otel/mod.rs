@@ -111,10 +111,11 @@ use opentelemetry::InstrumentationScope;
 
 use self::instruments::{Instrument, Refused};
 use self::observable::{Collect, Observable};
-use crate::cell::Kind;
-use crate::record::Value;
-use crate::registry;
-use crate::Engine;
+use crate::drain::catalog;
+use crate::engine::Engine;
+use crate::hot::cell::Kind;
+use crate::hot::registry;
+use crate::hot::value::Value;
 
 /// The description prefix that makes an instrument exact (never sampled).
 ///
@@ -191,7 +192,7 @@ impl ProviderInner {
 impl Drop for ProviderInner {
     fn drop(&mut self) {
         if let Some(id) = self.collector.get() {
-            registry::remove_collector(*id);
+            catalog::remove_collector(*id);
         }
     }
 }
@@ -271,7 +272,7 @@ fn declare(name: &str, unit: Option<&str>, description: Option<&str>) -> Option<
         );
         return None;
     }
-    registry::describe(name, unit, description);
+    catalog::describe(name, unit, description);
     Some(Arc::from(name))
 }
 
@@ -315,7 +316,7 @@ impl Instruments {
             .push(Arc::new(Observable::new(name, kind, callbacks)));
         provider.collector.get_or_init(|| {
             let weak = Arc::downgrade(provider);
-            registry::add_collector(Arc::new(move || {
+            catalog::add_collector(Arc::new(move || {
                 if let Some(provider) = weak.upgrade() {
                     provider.collect();
                 }

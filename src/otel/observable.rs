@@ -2,7 +2,7 @@
 //! before each snapshot is built, never on a recording thread.
 //!
 //! The provider registers one collector with the registry (see
-//! `registry::run_collectors`); the engine runs it at the start of every
+//! `catalog::run_collectors`); the engine runs it at the start of every
 //! snapshot, under the flusher's aggregation lock. The collector calls every
 //! observable instrument's callbacks, and each observation sets its series
 //! outright: an observable counter or up-down counter reports the
@@ -24,9 +24,9 @@ use opentelemetry::metrics::{AsyncInstrument, Callback};
 use opentelemetry::KeyValue;
 
 use super::attributes::SeriesCache;
-use crate::cell::{Kind, SeriesCell};
-use crate::global;
-use crate::record::Value;
+use crate::hot::cell::{Kind, SeriesCell};
+use crate::hot::record;
+use crate::hot::value::Value;
 use crate::sync::Ordering;
 
 /// Something the provider's collector runs at each snapshot.
@@ -98,9 +98,7 @@ where
             return;
         };
         if !store(cell, measurement) {
-            if let Some(pipeline) = global::pipeline().as_ref() {
-                pipeline.reject();
-            }
+            record::reject();
         }
     }
 }

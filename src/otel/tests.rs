@@ -11,8 +11,8 @@ use opentelemetry::KeyValue;
 
 use super::instruments::Instrument;
 use super::MeterProvider;
-use crate::cell::Kind;
-use crate::registry::OVERFLOW_KEY;
+use crate::hot::cell::Kind;
+use crate::hot::registry::OVERFLOW_KEY;
 use crate::test_support::engine_lock;
 use crate::Engine;
 

@@ -12,7 +12,7 @@ use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 
 use crate::export::InMemory;
 use crate::otel::MeterProvider;
-use crate::snapshot::{MetricValue, Snapshot};
+use crate::report::snapshot::{MetricValue, Snapshot};
 use crate::test_support::engine_lock;
 use crate::Engine;
 

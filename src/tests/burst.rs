@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::controller::ControllerMode;
+use crate::drain::controller::ControllerMode;
 use crate::test_support::engine_lock;
 use crate::{record, Engine};
 

@@ -27,8 +27,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
 use crate::export::InMemory;
-use crate::rate::RateCell;
-use crate::sampler::{seed_this_thread, Sampler};
+use crate::hot::rate::RateCell;
+use crate::hot::sampler::Sampler;
+use crate::hot::thread::seed_this_thread;
 use crate::test_support::engine_lock;
 use crate::{Engine, Snapshot};
 

@@ -1,7 +1,7 @@
 //! The controller driven by a simulated arrival process: no threads, no
 //! clocks, so the behaviour under a 10× burst is checked exactly.
 
-use crate::controller::{next_rate, ControllerConfig, ControllerMode, Observation};
+use crate::drain::controller::{next_rate, ControllerConfig, ControllerMode, Observation};
 
 /// A fluid model of one ring shard drained every `drain_secs`: arrivals are
 /// spread evenly with a burstiness factor on the peak.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::drain::catalog;
 use crate::export::{Exporter, InMemory};
-use crate::registry;
 use crate::test_support::engine_lock;
 use crate::{
     record, CircuitState, ConfigError, Engine, ExportError, Health, InstallError, Reason, Snapshot,
@@ -111,7 +111,7 @@ fn a_drain_stuck_behind_a_blocked_collector_lags_then_recovers() {
     let blocked = Arc::new(AtomicBool::new(true));
     let collector = {
         let blocked = blocked.clone();
-        registry::add_collector(Arc::new(move || {
+        catalog::add_collector(Arc::new(move || {
             while blocked.load(Ordering::Relaxed) {
                 thread::sleep(Duration::from_millis(1));
             }
@@ -125,7 +125,7 @@ fn a_drain_stuck_behind_a_blocked_collector_lags_then_recovers() {
     });
     assert!(lagging.to_string().contains("draining lags"), "{lagging}");
     blocked.store(false, Ordering::Relaxed);
-    registry::remove_collector(collector);
+    catalog::remove_collector(collector);
     wait_until(&engine, "drain lag cleared", |health| {
         !has(health, |reason| {
             matches!(reason, Reason::DrainLagging { .. })

@@ -17,12 +17,12 @@
 //!   stated relative error of the exact ones (the figures are printed and
 //!   quoted in the README).
 
-use crate::aggregate::Aggregator;
-use crate::cell::Kind;
-use crate::rate::RateCell;
-use crate::registry;
-use crate::sample::{MetricId, Sample};
-use crate::sampler::Sampler;
+use crate::drain::aggregate::Aggregator;
+use crate::hot::cell::Kind;
+use crate::hot::rate::RateCell;
+use crate::hot::registry;
+use crate::hot::sample::{MetricId, Sample};
+use crate::hot::sampler::Sampler;
 
 /// z for a two-sided 95 % interval.
 const Z95: f64 = 1.96;

@@ -11,7 +11,7 @@ use std::thread;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
-use crate::cell::Kind;
+use crate::hot::cell::Kind;
 use crate::test_support::{engine_lock, in_own_process, rss_bytes};
 use crate::{record, Engine, RegistrationError, MAX_LABEL_LEN};
 
@@ -112,7 +112,7 @@ fn label_values_of_one_mebibyte_are_refused_without_keeping_them() {
     }
     let growth = rss_bytes().unwrap_or(0).saturating_sub(before);
     // The error names the rule; the key in it is cut short.
-    let error = crate::registry::series(
+    let error = crate::hot::registry::series(
         "hostile.labels",
         Kind::Counter,
         &[(Arc::from("k"), Arc::from(huge.as_str()))],
@@ -122,7 +122,7 @@ fn label_values_of_one_mebibyte_are_refused_without_keeping_them() {
         error.to_string().contains("longer than 4096 bytes"),
         "{error}"
     );
-    let error = crate::registry::series(
+    let error = crate::hot::registry::series(
         "hostile.labels",
         Kind::Counter,
         &[(Arc::from(huge.as_str()), Arc::from("v"))],
@@ -356,7 +356,7 @@ proptest! {
         let expected_ok = labels.iter().all(|(key, value)| {
             !key.is_empty() && key.len() <= MAX_LABEL_LEN && value.len() <= MAX_LABEL_LEN
         });
-        let outcome = crate::registry::validate_labels("hostile.fuzzed_labels", &shared);
+        let outcome = crate::hot::registry::validate_labels("hostile.fuzzed_labels", &shared);
         prop_assert_eq!(outcome.is_ok(), expected_ok, "{:?}", outcome);
         if let Err(error) = outcome {
             prop_assert!(error.to_string().len() < 400, "the message stays short");

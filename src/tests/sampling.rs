@@ -189,7 +189,7 @@ fn controller_driven_rate_changes_keep_estimates_unbiased() {
     let engine = Engine::builder()
         .sample_rate(0.15)
         .rate_bounds(0.01, 0.15)
-        .controller_mode(crate::controller::ControllerMode::Reference)
+        .controller_mode(crate::drain::controller::ControllerMode::Reference)
         .controller_period(Duration::from_millis(5))
         .buffer_capacity(16)
         .ring_shards(1)

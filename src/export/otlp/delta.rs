@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::handle::Labels;
-use crate::snapshot::{Estimate, HistogramSnapshot, MetricValue, Snapshot};
+use crate::hot::registry::Labels;
+use crate::report::snapshot::{Estimate, HistogramSnapshot, MetricValue, Snapshot};
 
 /// The accepted cumulative state of one series.
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::export::rebucket::weighted_values;
-use crate::snapshot::HistogramSnapshot;
+use crate::report::snapshot::HistogramSnapshot;
 
 /// The finest scale OpenTelemetry allows.
 const MAX_SCALE: i32 = 20;

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use super::delta::counter_delta;
 use super::exponential::{exponential_masses, scale_for_sigfig};
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
-use crate::snapshot::{Estimate, HistogramSnapshot};
+use crate::report::snapshot::{Estimate, HistogramSnapshot};
 
 /// A histogram as one point will show it: cumulative, or the difference
 /// from the accepted baseline.

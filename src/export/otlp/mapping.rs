@@ -29,9 +29,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use super::config::{Config, HistogramAggregation};
 use super::delta::{counter_delta, Baseline, DeltaState};
 use super::histogram::HistogramView;
-use crate::handle::Labels;
-use crate::registry::OVERFLOW_KEY;
-use crate::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
+use crate::hot::registry::Labels;
+use crate::hot::registry::OVERFLOW_KEY;
+use crate::report::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
 
 fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {

@@ -56,9 +56,9 @@ pub use config::{
 };
 
 use crate::error::{ConfigError, ExportError};
-use crate::export::Exporter;
-use crate::snapshot::Snapshot;
-use crate::stats::CircuitState;
+use crate::export::exporter::Exporter;
+use crate::report::snapshot::Snapshot;
+use crate::report::stats::CircuitState;
 use config::{redact_url, Config};
 use delta::DeltaState;
 use mapping::Mapper;

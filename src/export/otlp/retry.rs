@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::config::{CircuitBreakerPolicy, RetryPolicy};
-use crate::stats::CircuitState;
+use crate::report::stats::CircuitState;
 
 /// The delay before retry number `attempt` (0 for the first retry): a
 /// random point in `[d/2, d]`, `d = min(initial · 2^attempt, max)`.

@@ -20,9 +20,9 @@ pub use render::PrometheusFormat;
 
 use crate::error::{ConfigError, ExportError};
 use crate::export::env::{EnvSource, Resource};
+use crate::export::exporter::Exporter;
 use crate::export::rebucket::DEFAULT_BOUNDARIES;
-use crate::export::Exporter;
-use crate::snapshot::Snapshot;
+use crate::report::snapshot::Snapshot;
 use render::RenderOptions;
 use server::Server;
 

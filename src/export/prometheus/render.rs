@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
-use crate::handle::Labels;
-use crate::snapshot::{Estimate, MetricValue, Snapshot};
+use crate::hot::registry::Labels;
+use crate::report::snapshot::{Estimate, MetricValue, Snapshot};
 
 /// Which exposition format to write.
 ///

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use super::*;
+use crate::export::exporter::Exporter;
 use crate::export::otlp::config::Config;
 use crate::export::otlp::{Compression, HistogramAggregation, Protocol, Temporality};
-use crate::export::Exporter;
 
 /// A throwaway self-signed certificate and its key, for TLS settings only.
 const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----

@@ -10,11 +10,11 @@ use prost::Message;
 
 use super::collector::{unused_addr, Collector, Reply};
 use super::*;
+use crate::export::exporter::Exporter;
 use crate::export::otlp::rpc::RpcStatus;
 use crate::export::otlp::Temporality;
-use crate::export::Exporter;
 use crate::record;
-use crate::stats::CircuitState;
+use crate::report::stats::CircuitState;
 use crate::test_support::engine_lock;
 use crate::ExportError;
 

@@ -16,10 +16,10 @@ use tonic::codegen::{http, Bytes};
 
 use super::collector::unused_addr;
 use super::*;
+use crate::export::exporter::Exporter;
 use crate::export::otlp::rpc::RpcStatus;
 use crate::export::otlp::{Compression, Protocol};
-use crate::export::Exporter;
-use crate::stats::CircuitState;
+use crate::report::stats::CircuitState;
 use crate::ExportError;
 
 /// How the collector answers one call: a gRPC status code (0 = OK).

@@ -9,8 +9,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::collector::{Collector, Reply};
 use super::*;
+use crate::export::exporter::Exporter;
 use crate::export::otlp::{Compression, Temporality};
-use crate::export::Exporter;
 use crate::record;
 use crate::test_support::engine_lock;
 

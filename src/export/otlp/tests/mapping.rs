@@ -6,10 +6,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::*;
+use crate::export::exporter::Exporter;
 use crate::export::otlp::{HistogramAggregation, Temporality};
 use crate::export::rebucket::fixtures::histogram;
-use crate::export::Exporter;
-use crate::registry::OVERFLOW_KEY;
+use crate::hot::registry::OVERFLOW_KEY;
 
 const CUMULATIVE: i32 = AggregationTemporality::Cumulative as i32;
 const DELTA: i32 = AggregationTemporality::Delta as i32;

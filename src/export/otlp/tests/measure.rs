@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::collector::{Collector, Reply};
 use super::*;
+use crate::export::exporter::Exporter;
 use crate::export::otlp::Temporality;
-use crate::export::Exporter;
 use crate::record;
 use crate::test_support::{engine_lock, rss_bytes};
 

@@ -22,9 +22,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::{Attempt, CircuitBreakerPolicy, Otlp, OtlpBuilder, RetryPolicy, Transport};
-use crate::handle::Labels;
-use crate::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
-use crate::stats::Stats;
+use crate::hot::registry::Labels;
+use crate::report::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
+use crate::report::stats::Stats;
 
 /// No `OTEL_*` variable at all.
 pub(crate) const NO_ENV: [(&str, &str); 0] = [];

@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::collector::{Collector, Reply};
 use super::*;
-use crate::export::Exporter;
+use crate::export::exporter::Exporter;
 use crate::ExportError;
 
 // A throwaway test PKI (P-256, valid for a century): a CA, a server

@@ -12,8 +12,8 @@ use super::render::{label_name, metric_name, number};
 use super::*;
 use crate::export::rebucket::fixtures::histogram;
 use crate::record;
-use crate::snapshot::{Estimate, MetricValue, SeriesSnapshot};
-use crate::stats::Stats;
+use crate::report::snapshot::{Estimate, MetricValue, SeriesSnapshot};
+use crate::report::stats::Stats;
 use crate::test_support::engine_lock;
 use parse::{find, parse};
 

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
-use crate::cell::Kind;
-use crate::handle::Labels;
-use crate::stats::Stats;
+use super::stats::Stats;
+use crate::hot::cell::Kind;
+use crate::hot::registry::Labels;
 
 /// An estimated total with its standard error.
 ///

@@ -6,7 +6,7 @@
 //! the distribution is lost). Every fold is one of a handful of CAS loops on
 //! the series' own cache line: this runs only on overflow, never per call.
 
-use crate::sample::Sample;
+use super::sample::Sample;
 use crate::sync::{AtomicF64, AtomicU64, Ordering};
 
 /// Per-series spill totals. Written by producers on a full ring; read (and

@@ -12,15 +12,14 @@
 //! with, which is what keeps the Horvitz–Thompson correction unbiased across
 //! rate changes.
 //!
-//! The state is a `const`-initialised thread-local of `Cell`s with no
-//! destructor, so there is no lazy-init branch on the fast path and nothing to
-//! clean up when a thread exits.
+//! The state is `Cell`s with a `const` constructor and no destructor: it
+//! lives in the thread's one `const` thread-local (`thread.rs`), so there is
+//! no lazy-init branch on the fast path and nothing to clean up when a
+//! thread exits.
 
 use std::cell::Cell;
 
-use crate::pipeline::Pipeline;
-use crate::rate::{RateCell, RateWord};
-use crate::ring::Ring;
+use super::rate::{RateCell, RateWord};
 
 /// How many calls a thread skips before it checks again for an engine when
 /// none is installed.
@@ -47,19 +46,10 @@ pub struct Sampler {
     /// draw instead of a divide).
     rate_word: Cell<u64>,
     inv_ln_keep: Cell<f64>,
-    /// Ring shard this thread pushes to; `u32::MAX` until assigned.
-    shard: Cell<u32>,
     /// Skips drawn ahead, all at the rate of `rate_word`; the next one used
     /// is `skips[skips_left − 1]`.
     skips: [Cell<u64>; SKIP_BATCH],
     skips_left: Cell<usize>,
-    /// The pipeline this thread's handle (`pipeline::CURRENT`) holds, or
-    /// null: a borrowed view of that `Arc`, so a sampled call reaches the
-    /// pipeline through this `const` thread-local alone.
-    pipeline: Cell<*const Pipeline>,
-    /// The owned ring of that pipeline this thread holds the claim on, or
-    /// null (kept by `pipeline::Cached` like `pipeline`).
-    owned_ring: Cell<*const Ring>,
 }
 
 impl Default for Sampler {
@@ -77,11 +67,8 @@ impl Sampler {
             rng: Cell::new(0),
             rate_word: Cell::new(u64::MAX),
             inv_ln_keep: Cell::new(0.0),
-            shard: Cell::new(u32::MAX),
             skips: [const { Cell::new(0) }; SKIP_BATCH],
             skips_left: Cell::new(0),
-            pipeline: Cell::new(std::ptr::null()),
-            owned_ring: Cell::new(std::ptr::null()),
         }
     }
 
@@ -153,55 +140,6 @@ impl Sampler {
     pub fn park(&self) {
         self.countdown.set(NO_ENGINE_RECHECK);
         self.prob.set(0.0);
-    }
-
-    /// The ring shard for this thread, assigned on first use by `assign`.
-    #[inline]
-    pub fn shard(&self, shards: usize, assign: impl FnOnce() -> usize) -> usize {
-        let mut shard = self.shard.get();
-        if shard == u32::MAX {
-            // Kept reduced, so the division below is skipped unless a later
-            // engine has fewer shards.
-            shard = (assign() % shards.max(1)) as u32;
-            self.shard.set(shard);
-        }
-        let shard = shard as usize;
-        if shard < shards {
-            shard
-        } else {
-            shard % shards.max(1)
-        }
-    }
-
-    /// The pipeline this thread's handle holds, if it holds one.
-    #[inline(always)]
-    pub(crate) fn cached_pipeline(&self) -> Option<&Pipeline> {
-        let pipeline = self.pipeline.get();
-        // The pointer is set only by `pipeline::Cached`, to the pipeline of
-        // the `Arc` it holds, and nulled before that `Arc` is dropped or
-        // replaced. `Cached` lives in this thread's `CURRENT` and is changed
-        // only by this thread, never while a caller holds the reference
-        // returned here (the sampled path makes no call that reaches it).
-        // SAFETY: non-null means a live `Arc<Pipeline>` owned by this thread outlives the borrow.
-        unsafe { pipeline.as_ref() }
-    }
-
-    /// The owned ring this thread holds the claim on, if any: a ring of
-    /// [`Sampler::cached_pipeline`]'s pipeline, under the same rules.
-    #[inline(always)]
-    pub(crate) fn owned_ring(&self) -> Option<&Ring> {
-        let ring = self.owned_ring.get();
-        // As `cached_pipeline`: set by `pipeline::Cached` while it holds the
-        // `Arc` owning this ring (and the ring's claim), nulled before either
-        // is given up.
-        // SAFETY: non-null means the ring lives in a pipeline this thread keeps alive.
-        unsafe { ring.as_ref() }
-    }
-
-    /// See [`Sampler::cached_pipeline`]; only `pipeline::Cached` calls this.
-    pub(crate) fn set_cached_pipeline(&self, pipeline: *const Pipeline, owned_ring: *const Ring) {
-        self.pipeline.set(pipeline);
-        self.owned_ring.set(owned_ring);
     }
 
     /// Schedules the skip after a sampled call.
@@ -322,17 +260,6 @@ pub(crate) fn ln(x: f64) -> f64 {
     k * LN_2 + s * series
 }
 
-#[cfg(not(loom))]
-std::thread_local! {
-    /// This thread's sampler: `const` so the fast path has no init check.
-    pub(crate) static SAMPLER: Sampler = const { Sampler::new() };
-}
-
-#[cfg(loom)]
-loom::thread_local! {
-    pub(crate) static SAMPLER: Sampler = Sampler::new();
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -429,26 +356,20 @@ mod tests {
         assert!(worst < 2e-10, "worst relative error {worst:e}");
     }
 
-    #[test]
-    fn shards_are_assigned_once_per_thread() {
-        let sampler = Sampler::new();
-        assert_eq!(sampler.shard(4, || 6), 2);
-        assert_eq!(sampler.shard(4, || unreachable!("assigned already")), 2);
-    }
 }
 
-/// Restarts this thread's sampler from `seed`, exactly as
-/// [`Sampler::with_seed`] starts a fresh one, so a test can replay the
-/// thread's decisions on its own sampler and know which calls were sampled
-/// and with which `p`. Test builds only.
-#[cfg(all(test, not(loom)))]
-pub(crate) fn seed_this_thread(seed: u64) {
-    SAMPLER.with(|sampler| {
-        sampler.countdown.set(0);
-        sampler.prob.set(0.0);
-        sampler.rng.set(seed | 1);
-        sampler.rate_word.set(u64::MAX);
-        sampler.inv_ln_keep.set(0.0);
-        sampler.skips_left.set(0);
-    });
+impl Sampler {
+    /// Restarts the sampler from `seed`, exactly as [`Sampler::with_seed`]
+    /// starts a fresh one, so a test can replay a thread's decisions on its
+    /// own sampler and know which calls were sampled and with which `p`.
+    /// Test builds only.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn reseed(&self, seed: u64) {
+        self.countdown.set(0);
+        self.prob.set(0.0);
+        self.rng.set(seed | 1);
+        self.rate_word.set(u64::MAX);
+        self.inv_ln_keep.set(0.0);
+        self.skips_left.set(0);
+    }
 }

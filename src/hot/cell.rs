@@ -6,8 +6,8 @@
 //! allocated once per series by the registry and live for the process, so a
 //! callsite or handle can keep a `&'static` to its cell.
 
-use crate::sample::MetricId;
-use crate::spill::Spill;
+use super::sample::MetricId;
+use super::spill::Spill;
 use crate::sync::{AtomicF64, AtomicU64, Ordering};
 
 /// The kind of instrument a series belongs to.

@@ -9,16 +9,20 @@
 //! cumulative, so nothing is lost).
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::aggregate::Aggregator;
-use crate::controller::{self, Observation};
-use crate::engine::Shared;
-use crate::export::Job;
-use crate::ring::Ring;
+use super::aggregate::Aggregator;
+use super::controller::{self, Observation};
+use super::shared::Shared;
+use crate::hot::ring::Ring;
+use crate::report::snapshot::Snapshot;
+
+/// Offers a snapshot to one exporter without waiting; `false` when the
+/// exporter was still busy and skips it. Built by the engine from each
+/// exporter's worker, so this side knows nothing of exporting.
+pub(crate) type Feed = Box<dyn Fn(Arc<Snapshot>) -> bool + Send>;
 
 /// What the flusher accumulates over one control period.
 #[derive(Debug)]
@@ -43,21 +47,19 @@ impl Period {
 }
 
 /// Starts the flusher thread.
-pub(crate) fn spawn(
-    shared: Arc<Shared>,
-    exporters: Vec<SyncSender<Job>>,
-) -> std::io::Result<JoinHandle<()>> {
+pub(crate) fn spawn(shared: Arc<Shared>, exporters: Vec<Feed>) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("hotmetrics-flusher".into())
         .spawn(move || run(&shared, &exporters))
 }
 
-fn run(shared: &Shared, exporters: &[SyncSender<Job>]) {
+fn run(shared: &Shared, exporters: &[Feed]) {
     let config = &shared.config;
     let mut period = Period::start(shared, 0);
     let mut next_export = Instant::now() + config.export_interval;
     let mut overflowing = false;
-    while !shared.stop.load(Ordering::SeqCst) {
+    // Acquire: pairs with the Release in `Engine::shutdown`.
+    while !shared.stop.load(Ordering::Acquire) {
         shared.pipeline.clear_wake();
         let started = Instant::now();
         let samples = {
@@ -70,7 +72,12 @@ fn run(shared: &Shared, exporters: &[SyncSender<Job>]) {
         period.busy += started.elapsed();
         if period.started.elapsed() >= config.controller.period {
             overflowing = control(shared, &period, samples, overflowing);
-            shared.health.end_period(shared, &mut shared.aggregator());
+            shared.health.end_period(
+                &shared.config,
+                &shared.stats,
+                shared.pipeline.samples_dropped.load(Ordering::Relaxed),
+                &mut shared.aggregator(),
+            );
             period = Period::start(shared, samples);
         }
         if Instant::now() >= next_export {
@@ -80,10 +87,8 @@ fn run(shared: &Shared, exporters: &[SyncSender<Job>]) {
             }
             offer_snapshot(shared, exporters);
         }
-        let waited = Instant::now();
-        thread::park_timeout(config.drain_interval);
         // Time spent parked is not busy time; only the drain above counts.
-        let _ = waited;
+        thread::park_timeout(config.drain_interval);
     }
 }
 
@@ -133,7 +138,7 @@ fn control(shared: &Shared, period: &Period, samples: u64, was_overflowing: bool
     overflowing
 }
 
-fn offer_snapshot(shared: &Shared, exporters: &[SyncSender<Job>]) {
+fn offer_snapshot(shared: &Shared, exporters: &[Feed]) {
     if exporters.is_empty() {
         return;
     }
@@ -141,12 +146,9 @@ fn offer_snapshot(shared: &Shared, exporters: &[SyncSender<Job>]) {
         let mut aggregator = shared.aggregator();
         Arc::new(shared.snapshot(&mut aggregator))
     };
-    for exporter in exporters {
-        match exporter.try_send(Job::Export(snapshot.clone())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                shared.stats.exports_skipped.fetch_add(1, Ordering::Relaxed);
-            }
+    for offer in exporters {
+        if !offer(snapshot.clone()) {
+            shared.stats.exports_skipped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -1,19 +1,30 @@
-//! What producers share with the flusher while an engine is installed: the
-//! ring shards, the rate cell and the few counters the cold producer paths
-//! bump (spills, rejections). It belongs to the hot side: nothing here knows
-//! about aggregation or export.
+//! What producers share with the flusher while an engine is installed, and
+//! the slot that says which pipeline is installed.
+//!
+//! A [`Pipeline`] holds the ring shards, the rate cell and the few counters
+//! the cold producer paths bump (spills, rejections); [`Pipeline::submit`]
+//! and [`Pipeline::submit_owned`] are what a sampled call does with its
+//! sample: push, then settle (wake the flusher past the high-water mark,
+//! spill a refused sample, report a closed ring). Nothing here knows about
+//! aggregation or export.
+//!
+//! The installed slot is a `static`, which loom atomics cannot be, so it
+//! uses `std` and `arc-swap` directly (the documented exception to
+//! `crate::sync`); its logic is a single publish/unpublish, exercised by the
+//! engine tests. A thread reaches the installed pipeline through its own
+//! cached handle (`thread.rs`), not through this slot, on every sampled call.
 
-use std::cell::RefCell;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
 use std::thread::Thread;
 
-use crate::global;
-use crate::rate::RateCell;
-use crate::ring::{PushError, Ring};
-use crate::sample::Sample;
-use crate::sampler::SAMPLER;
-use crate::spill::Spill;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use arc_swap::{ArcSwapOption, Guard};
+
+use super::rate::RateCell;
+use super::ring::{PushError, Ring};
+use super::sample::Sample;
+use super::spill::Spill;
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
 
 /// Shared producer-side state of one installed engine.
 #[derive(Debug)]
@@ -76,7 +87,7 @@ impl Pipeline {
     }
 
     /// Claims a free owned ring for the calling thread.
-    fn claim_owned(&self) -> Option<usize> {
+    pub(crate) fn claim_owned(&self) -> Option<usize> {
         self.owned.iter().position(Ring::try_claim)
     }
 
@@ -126,7 +137,8 @@ impl Pipeline {
     #[cold]
     #[inline(never)]
     fn spill(&self, ring: &Ring, sample: Sample, spill: &Spill) {
-        // SeqCst on both sides (here and in `Engine::shutdown`'s close/wait):
+        // SeqCst on both sides (here and in `flusher::final_drain`'s
+        // close/wait):
         // either shutdown sees `spilling > 0` and waits for this fold, or this
         // thread sees the ring closed and does not fold into a drained engine.
         self.spilling.fetch_add(1, Ordering::SeqCst);
@@ -162,123 +174,46 @@ impl Pipeline {
     }
 }
 
-// This thread's handle on the installed pipeline.
-//
-// A sampled call needs the pipeline (rate cell, rings). Loading it from the
-// global `ArcSwapOption` costs two full-barrier atomic operations (take and
-// repay a debt slot), about as much as the ring push itself. Each thread
-// therefore keeps its own `Arc` to the pipeline it last used and only goes
-// back to the global slot when that one is gone:
-//
-// * `global::is_active()` false (uninstalled): the handle is dropped, so a
-//   shut-down engine's memory is released at the thread's next sampled call;
-// * the cached pipeline refuses a push as closed (a newer engine was
-//   installed since): the caller reloads and retries once.
-//
-// A handle that is stale but not yet closed is still a live pipeline whose
-// final drain will take what is pushed to it, exactly as a call holding an
-// `arc-swap` guard across an uninstall would. The slot is only touched on
-// sampled calls, never on the countdown path, so its lazy destructor
-// registration costs nothing per call; the `Arc` is released at thread exit.
-std::thread_local! {
-    static CURRENT: RefCell<Cached> = const { RefCell::new(Cached { pipeline: None, owned: None }) };
-}
+static INSTALLED: ArcSwapOption<Pipeline> = ArcSwapOption::const_empty();
 
-/// The thread's handle: owns the `Arc`, holds the claim on one of its owned
-/// rings (when one was free), and keeps the sampler's borrowed pointers to
-/// both (`Sampler::cached_pipeline`, `Sampler::owned_ring`) in step, so the
-/// sampled path reaches them through the `const` sampler thread-local
-/// without this lazily registered one.
-struct Cached {
-    pipeline: Option<Arc<Pipeline>>,
-    /// Index in `pipeline.owned` of the ring this thread holds.
-    owned: Option<usize>,
-}
+/// True while an engine is installed and not shut down: the one load an
+/// exact call makes before touching its series.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 
-impl Cached {
-    fn set(&mut self, pipeline: Option<Arc<Pipeline>>) {
-        // Null first: the old `Arc` may be the last reference.
-        self.forget();
-        self.pipeline = pipeline;
-        let Some(pipeline) = self.pipeline.as_deref() else {
-            return;
-        };
-        self.owned = pipeline.claim_owned();
-        let ring = self.owned.map_or(std::ptr::null(), |index| {
-            &pipeline.owned[index] as *const Ring
-        });
-        let pointer = pipeline as *const Pipeline;
-        let _ = SAMPLER.try_with(|sampler| sampler.set_cached_pipeline(pointer, ring));
-    }
-
-    fn get(&self) -> Option<&Pipeline> {
-        self.pipeline.as_deref()
-    }
-
-    /// Nulls the sampler's pointers, then gives the owned ring back (this
-    /// thread's last push to it is behind it).
-    fn forget(&mut self) {
-        let _ = SAMPLER
-            .try_with(|sampler| sampler.set_cached_pipeline(std::ptr::null(), std::ptr::null()));
-        if let (Some(pipeline), Some(index)) = (self.pipeline.as_deref(), self.owned.take()) {
-            pipeline.owned[index].release();
-        }
-    }
-}
-
-impl Drop for Cached {
-    fn drop(&mut self) {
-        // Thread exit: the sampler (no destructor) outlives this handle.
-        self.forget();
-    }
-}
-
-/// Runs `f` with the installed pipeline (`None` when no engine is
-/// installed), through this thread's cached handle.
-///
-/// `f` returns `Err(value)` to ask for one retry on a freshly loaded
-/// pipeline (its push found the cached one closed); the retry gets the same
-/// `value` back. Returns `None` when `f` asked for a retry twice.
+/// The installed pipeline, if any. Cheap (no reference-count write), but
+/// two full-barrier operations: sampled calls go through their thread's
+/// cached handle instead (`thread::with_pipeline`).
 #[inline]
-pub(crate) fn with_current<T, R>(
-    value: T,
-    mut f: impl FnMut(Option<&Pipeline>, T) -> Result<R, T>,
-) -> Option<R> {
-    if !global::is_active() {
-        let _ = CURRENT.try_with(|current| {
-            if let Ok(mut current) = current.try_borrow_mut() {
-                current.set(None);
-            }
-        });
-        return f(None, value).ok();
+pub(crate) fn installed() -> Guard<Option<Arc<Pipeline>>> {
+    INSTALLED.load()
+}
+
+/// True while an engine is installed.
+#[inline(always)]
+pub(crate) fn is_active() -> bool {
+    // Relaxed: a hint only. A call that sees a stale `true` finds the
+    // pipeline closed (or absent) when it pushes.
+    ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Installs `pipeline` if the slot is empty; returns false if an engine is
+/// already installed.
+pub(crate) fn install(pipeline: Arc<Pipeline>) -> bool {
+    let previous = INSTALLED.compare_and_swap(&None::<Arc<Pipeline>>, Some(pipeline));
+    if previous.is_some() {
+        return false;
     }
-    let mut pending = Some(value);
-    let through_cache = CURRENT.try_with(|current| {
-        let Ok(mut current) = current.try_borrow_mut() else {
-            // Re-entered (a call made while this one holds the handle):
-            // use the global slot directly.
-            let value = pending.take()?;
-            return f(global::pipeline().as_deref(), value).ok();
-        };
-        if current.pipeline.is_none() {
-            current.set(global::pipeline().as_ref().cloned());
-        }
-        let value = pending.take()?;
-        match f(current.get(), value) {
-            Ok(out) => Some(out),
-            Err(value) => {
-                current.set(global::pipeline().as_ref().cloned());
-                f(current.get(), value).ok()
-            }
-        }
-    });
-    match through_cache {
-        Ok(out) => out,
-        // Thread-local storage already torn down (a call from another
-        // thread-local's destructor): use the global slot directly.
-        Err(_) => {
-            let value = pending.take()?;
-            f(global::pipeline().as_deref(), value).ok()
+    ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
+    true
+}
+
+/// Empties the slot if it still holds `pipeline`.
+pub(crate) fn uninstall(pipeline: &Arc<Pipeline>) {
+    ACTIVE.store(false, std::sync::atomic::Ordering::Relaxed);
+    let current = INSTALLED.load_full();
+    if let Some(current) = current {
+        if Arc::ptr_eq(&current, pipeline) {
+            INSTALLED.compare_and_swap(&Some(current), None);
         }
     }
 }

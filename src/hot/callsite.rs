@@ -28,7 +28,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::cell::{Kind, SeriesCell};
+use super::cell::{Kind, SeriesCell};
 
 pub(crate) const TAG_MASK: usize = 3;
 pub(crate) const TAG_SAMPLED: usize = 1;

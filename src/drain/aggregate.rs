@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
-use crate::cell::Kind;
-use crate::registry::{self, SeriesInfo};
-use crate::sample::Sample;
-use crate::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot};
-use crate::spill::SpillTotals;
+use super::catalog;
+use crate::hot::cell::Kind;
+use crate::hot::registry::{self, Labels, SeriesInfo};
+use crate::hot::sample::Sample;
+use crate::hot::spill::SpillTotals;
+use crate::report::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot};
 use crate::sync::Ordering;
 
 /// Running totals of one series.
@@ -222,7 +223,7 @@ impl Aggregator {
     /// exact totals and gauges.
     pub(crate) fn series_snapshot(&mut self) -> Vec<SeriesSnapshot> {
         self.sync();
-        let descriptions = registry::descriptions_now();
+        let descriptions = catalog::descriptions_now();
         let mut out = Vec::with_capacity(self.infos.len());
         for (info, agg) in self.infos.iter().zip(&self.series) {
             let cell = info.cell;
@@ -314,7 +315,7 @@ impl Aggregator {
     }
 
     /// Name and labels of series `index`, if known.
-    pub(crate) fn series_name(&self, index: usize) -> Option<(Arc<str>, crate::handle::Labels)> {
+    pub(crate) fn series_name(&self, index: usize) -> Option<(Arc<str>, Labels)> {
         self.infos
             .get(index)
             .map(|info| (info.name.clone(), info.labels.clone()))
@@ -323,7 +324,7 @@ impl Aggregator {
     /// Running totals of series `id` (Σ v/p, Σ v²(1−p)/p², Σ 1/p,
     /// Σ (1−p)/p²), for tests that difference them around a trial.
     #[cfg(test)]
-    pub(crate) fn totals(&mut self, id: crate::sample::MetricId) -> Option<[f64; 4]> {
+    pub(crate) fn totals(&mut self, id: crate::hot::sample::MetricId) -> Option<[f64; 4]> {
         self.sync();
         self.series
             .get(id.index())

@@ -44,7 +44,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::sample::Sample;
+use super::sample::Sample;
 use crate::sync::{spin_hint, AtomicUsize, Ordering, UnsafeCell};
 
 /// The bit of `tail` that marks the ring closed (no more claims).
@@ -368,7 +368,7 @@ mod tests {
     use std::thread;
 
     use super::*;
-    use crate::sample::MetricId;
+    use crate::hot::sample::MetricId;
 
     fn sample(producer: u32, seq: u32) -> Sample {
         Sample {

@@ -11,13 +11,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::cell::{Kind, SeriesCell};
+use super::cell::{Kind, SeriesCell};
+use super::record;
+use super::registry::{self, Labels};
+use super::value::Value;
 use crate::error::RegistrationError;
-use crate::record::{self, Value};
-use crate::registry;
-
-/// Labels as they are stored: shared, immutable key/value pairs.
-pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
 
 #[derive(Clone)]
 struct Inner {

@@ -1,0 +1,241 @@
+//! The flusher-side half of `engine.health()`: the figures kept between
+//! control periods, and the reasons computed from them (the public
+//! [`Health`] and [`Reason`] live in `report/health.rs`, which explains
+//! each reason and when it clears).
+//!
+//! Only the flusher writes the period state (one uncontended lock per drain
+//! pass); `evaluate` reads the last period's reasons and adds the live
+//! checks. The monitor is given what it reads (the settings, the engine's
+//! counters, the aggregator), nothing more.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::aggregate::Aggregator;
+use super::config::{Config, HealthConfig};
+use crate::report::health::{Health, Reason, STORM_MIN_CALLS};
+use crate::report::stats::{CircuitState, SharedStats};
+
+/// How many earlier periods a storm is measured against.
+const STORM_HISTORY: usize = 3;
+
+/// What the monitor remembers between periods. Only the flusher writes it
+/// (one lock per drain pass, uncontended).
+#[derive(Debug)]
+struct Period {
+    started: Instant,
+    dropped_at_start: u64,
+    drained_at_start: u64,
+    panics_at_start: u64,
+    failures_at_start: u64,
+    skipped_at_start: u64,
+    ok_at_start: u64,
+    /// Lowest peak fill of a drain pass in this period; `None` before the
+    /// first pass.
+    min_fill: Option<f64>,
+    /// Per series: arrival rates (calls/s) of the last periods, newest last;
+    /// 0 for a period without calls.
+    history: Vec<[f64; STORM_HISTORY]>,
+    /// An exporter fault seen and not yet followed by a successful export.
+    fault: Option<Reason>,
+    /// Scratch: estimated calls per series in the period just ended.
+    arrivals: Vec<f64>,
+}
+
+/// Flusher-side health figures of one engine.
+#[derive(Debug)]
+pub(crate) struct Monitor {
+    origin: Instant,
+    /// Nanoseconds from `origin` to the end of the last completed drain
+    /// pass. Written by whichever thread drains; read by `health()`.
+    last_drain_ns: AtomicU64,
+    /// Longest time between two drain passes so far, in nanoseconds.
+    /// Written only by the flusher.
+    max_gap_ns: AtomicU64,
+    period: Mutex<Period>,
+    /// Reasons found at the end of the last period.
+    reasons: Mutex<Vec<Reason>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data: consistent between statements even after a panic.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Monitor {
+    pub(crate) fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            origin: now,
+            last_drain_ns: AtomicU64::new(0),
+            max_gap_ns: AtomicU64::new(0),
+            period: Mutex::new(Period {
+                started: now,
+                dropped_at_start: 0,
+                drained_at_start: 0,
+                panics_at_start: 0,
+                failures_at_start: 0,
+                skipped_at_start: 0,
+                ok_at_start: 0,
+                min_fill: None,
+                history: Vec::new(),
+                fault: None,
+                arrivals: Vec::new(),
+            }),
+            reasons: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Called by the flusher after each drain pass, with the peak fill the
+    /// pass found.
+    pub(crate) fn drained(&self, peak_fill: f64) {
+        let now = self.origin.elapsed().as_nanos() as u64;
+        let previous = self.last_drain_ns.swap(now, Ordering::Relaxed);
+        self.max_gap_ns
+            .fetch_max(now.saturating_sub(previous), Ordering::Relaxed);
+        let mut period = lock(&self.period);
+        period.min_fill = Some(period.min_fill.map_or(peak_fill, |min| min.min(peak_fill)));
+    }
+
+    /// Longest time between two drain passes (or from install to the
+    /// first) so far.
+    pub(crate) fn max_drain_gap(&self) -> Duration {
+        Duration::from_nanos(self.max_gap_ns.load(Ordering::Relaxed))
+    }
+
+    /// Time since the last completed drain pass (since install if none).
+    pub(crate) fn since_last_drain(&self) -> Duration {
+        let last = Duration::from_nanos(self.last_drain_ns.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(last)
+    }
+
+    /// Ends a period: computes its reasons from the engine's counters and
+    /// the drained weights, and starts the next one.
+    pub(crate) fn end_period(
+        &self,
+        engine: &Config,
+        stats: &SharedStats,
+        dropped: u64,
+        aggregator: &mut Aggregator,
+    ) {
+        let config = &engine.health;
+        let drained = aggregator.samples_recorded;
+        let panics = stats.exporter_panics.load(Ordering::Relaxed);
+        let failures = stats.exports_failed.load(Ordering::Relaxed);
+        let skipped = stats.exports_skipped.load(Ordering::Relaxed);
+        let ok = stats.exports_ok.load(Ordering::Relaxed);
+        let mut period = lock(&self.period);
+        let elapsed = period.started.elapsed().as_secs_f64().max(1e-9);
+        let mut reasons = Vec::new();
+
+        let period_dropped = dropped.saturating_sub(period.dropped_at_start);
+        let period_drained = drained.saturating_sub(period.drained_at_start);
+        let share = period_dropped as f64 / (period_dropped + period_drained).max(1) as f64;
+        if period_dropped > 0 && share > config.drop_threshold {
+            reasons.push(Reason::Drops {
+                dropped: period_dropped,
+                drained: period_drained,
+                share,
+            });
+        }
+
+        if let Some(min_fill) = period.min_fill {
+            if min_fill >= engine.controller.high_water {
+                reasons.push(Reason::DrainLagging {
+                    since_last_drain: self.since_last_drain(),
+                    min_fill,
+                });
+            }
+        }
+
+        let new_panics = panics.saturating_sub(period.panics_at_start);
+        let new_failures = failures.saturating_sub(period.failures_at_start);
+        let new_skipped = skipped.saturating_sub(period.skipped_at_start);
+        if new_panics + new_failures + new_skipped > 0 {
+            let last_error = lock(&stats.last_export_error).clone();
+            period.fault = Some(Reason::ExporterFault {
+                panics: new_panics,
+                failures: new_failures,
+                skipped: new_skipped,
+                last_error,
+            });
+        } else if ok > period.ok_at_start {
+            period.fault = None;
+        }
+        if let Some(fault) = &period.fault {
+            reasons.push(fault.clone());
+        }
+
+        let mut arrivals = std::mem::take(&mut period.arrivals);
+        aggregator.take_period_arrivals(&mut arrivals);
+        if period.history.len() < arrivals.len() {
+            period.history.resize(arrivals.len(), [0.0; STORM_HISTORY]);
+        }
+        for (index, &calls) in arrivals.iter().enumerate() {
+            let rate = calls / elapsed;
+            let history = &mut period.history[index];
+            let baseline = history
+                .iter()
+                .copied()
+                .filter(|&earlier| earlier > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            if baseline.is_finite()
+                && calls >= STORM_MIN_CALLS
+                && rate > config.storm_factor * baseline
+            {
+                if let Some((metric, labels)) = aggregator.series_name(index) {
+                    reasons.push(Reason::Storm {
+                        metric,
+                        labels,
+                        calls_per_sec: rate,
+                        baseline_per_sec: baseline,
+                    });
+                }
+            }
+            history.rotate_left(1);
+            history[STORM_HISTORY - 1] = rate;
+        }
+        period.arrivals = arrivals;
+
+        period.started = Instant::now();
+        period.dropped_at_start = dropped;
+        period.drained_at_start = drained;
+        period.panics_at_start = panics;
+        period.failures_at_start = failures;
+        period.skipped_at_start = skipped;
+        period.ok_at_start = ok;
+        period.min_fill = None;
+        drop(period);
+        *lock(&self.reasons) = reasons;
+    }
+
+    /// The engine's health now: the last period's reasons, plus the live
+    /// checks (drain lag, circuit state).
+    pub(crate) fn evaluate(&self, config: &HealthConfig, stats: &SharedStats) -> Health {
+        let mut reasons = lock(&self.reasons).clone();
+        let since_last_drain = self.since_last_drain();
+        if since_last_drain > config.drain_lag {
+            match reasons
+                .iter_mut()
+                .find(|reason| matches!(reason, Reason::DrainLagging { .. }))
+            {
+                Some(Reason::DrainLagging {
+                    since_last_drain: lag,
+                    ..
+                }) => *lag = since_last_drain,
+                _ => reasons.push(Reason::DrainLagging {
+                    since_last_drain,
+                    min_fill: 0.0,
+                }),
+            }
+        }
+        let circuit = CircuitState::from_u8(stats.circuit.load(Ordering::Relaxed));
+        if circuit != CircuitState::Closed {
+            reasons.push(Reason::CircuitOpen { state: circuit });
+        }
+        Health::from_reasons(reasons)
+    }
+}
