@@ -10,11 +10,19 @@
 //! * [`Arc`] is `std`'s in both builds: the installed slot is an
 //!   `arc-swap` cell, which holds `std` `Arc`s (loom's would only add leak
 //!   checks, and no model shares a pipeline through the slot);
-//! * thread-local state holds only `Cell`s and is model-checked as an
-//!   instance; [`const_thread_local!`] declares it `const` in the shipping
+//! * thread-local state holds only [`Cell`]s (and the thread's pipeline
+//!   handle a [`RefCell`]) and is model-checked as an instance; [`const_thread_local!`] declares it `const` in the shipping
 //!   build and as a loom thread-local under loom.
 
+pub(crate) use std::cell::{Cell, RefCell};
 pub(crate) use std::sync::Arc;
+
+/// Atomics that live in a `static` (the callsite cache, the installed
+/// slot's flag): `std`'s in both builds, since loom atomics cannot be
+/// constructed in a `static`. Their logic is checked on instances.
+pub(crate) mod statics {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+}
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -43,6 +43,109 @@ struct Period {
     arrivals: Vec<f64>,
 }
 
+/// The engine's counters at the end of a period.
+#[derive(Debug)]
+struct Counters {
+    dropped: u64,
+    drained: u64,
+    panics: u64,
+    failures: u64,
+    skipped: u64,
+    ok: u64,
+}
+
+impl Counters {
+    fn read(stats: &SharedStats, dropped: u64, drained: u64) -> Self {
+        Self {
+            dropped,
+            drained,
+            panics: stats.exporter_panics.load(Ordering::Relaxed),
+            failures: stats.exports_failed.load(Ordering::Relaxed),
+            skipped: stats.exports_skipped.load(Ordering::Relaxed),
+            ok: stats.exports_ok.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Period {
+    /// Too many samples spilled this period.
+    fn drops(&self, now: &Counters, threshold: f64) -> Option<Reason> {
+        let dropped = now.dropped.saturating_sub(self.dropped_at_start);
+        let drained = now.drained.saturating_sub(self.drained_at_start);
+        let share = dropped as f64 / (dropped + drained).max(1) as f64;
+        (dropped > 0 && share > threshold).then_some(Reason::Drops {
+            dropped,
+            drained,
+            share,
+        })
+    }
+
+    /// An exporter fault seen this period, or still standing from an
+    /// earlier one (cleared by a successful export).
+    fn exporter_fault(&mut self, now: &Counters, stats: &SharedStats) -> Option<Reason> {
+        let panics = now.panics.saturating_sub(self.panics_at_start);
+        let failures = now.failures.saturating_sub(self.failures_at_start);
+        let skipped = now.skipped.saturating_sub(self.skipped_at_start);
+        if panics + failures + skipped > 0 {
+            let last_error = lock(&stats.last_export_error).clone();
+            self.fault = Some(Reason::ExporterFault {
+                panics,
+                failures,
+                skipped,
+                last_error,
+            });
+        } else if now.ok > self.ok_at_start {
+            self.fault = None;
+        }
+        self.fault.clone()
+    }
+
+    /// Series whose arrival rate this period jumped past `factor` times the
+    /// lowest of the periods before; updates each series' history.
+    fn storms(&mut self, aggregator: &mut Aggregator, factor: f64, reasons: &mut Vec<Reason>) {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        aggregator.take_period_arrivals(&mut arrivals);
+        if self.history.len() < arrivals.len() {
+            self.history.resize(arrivals.len(), [0.0; STORM_HISTORY]);
+        }
+        for (index, &calls) in arrivals.iter().enumerate() {
+            let rate = calls / elapsed;
+            let history = &mut self.history[index];
+            let baseline = history
+                .iter()
+                .copied()
+                .filter(|&earlier| earlier > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            if baseline.is_finite() && calls >= STORM_MIN_CALLS && rate > factor * baseline {
+                if let Some((metric, labels)) = aggregator.series_name(index) {
+                    reasons.push(Reason::Storm {
+                        metric,
+                        labels,
+                        calls_per_sec: rate,
+                        baseline_per_sec: baseline,
+                    });
+                }
+            }
+            history.rotate_left(1);
+            history[STORM_HISTORY - 1] = rate;
+        }
+        self.arrivals = arrivals;
+    }
+
+    /// Starts the next period from the counters now.
+    fn restart(&mut self, now: &Counters) {
+        self.started = Instant::now();
+        self.dropped_at_start = now.dropped;
+        self.drained_at_start = now.drained;
+        self.panics_at_start = now.panics;
+        self.failures_at_start = now.failures;
+        self.skipped_at_start = now.skipped;
+        self.ok_at_start = now.ok;
+        self.min_fill = None;
+    }
+}
+
 /// Flusher-side health figures of one engine.
 #[derive(Debug)]
 pub(crate) struct Monitor {
@@ -121,27 +224,10 @@ impl Monitor {
         dropped: u64,
         aggregator: &mut Aggregator,
     ) {
-        let config = &engine.health;
-        let drained = aggregator.samples_recorded;
-        let panics = stats.exporter_panics.load(Ordering::Relaxed);
-        let failures = stats.exports_failed.load(Ordering::Relaxed);
-        let skipped = stats.exports_skipped.load(Ordering::Relaxed);
-        let ok = stats.exports_ok.load(Ordering::Relaxed);
+        let counters = Counters::read(stats, dropped, aggregator.samples_recorded);
         let mut period = lock(&self.period);
-        let elapsed = period.started.elapsed().as_secs_f64().max(1e-9);
         let mut reasons = Vec::new();
-
-        let period_dropped = dropped.saturating_sub(period.dropped_at_start);
-        let period_drained = drained.saturating_sub(period.drained_at_start);
-        let share = period_dropped as f64 / (period_dropped + period_drained).max(1) as f64;
-        if period_dropped > 0 && share > config.drop_threshold {
-            reasons.push(Reason::Drops {
-                dropped: period_dropped,
-                drained: period_drained,
-                share,
-            });
-        }
-
+        reasons.extend(period.drops(&counters, engine.health.drop_threshold));
         if let Some(min_fill) = period.min_fill {
             if min_fill >= engine.controller.high_water {
                 reasons.push(Reason::DrainLagging {
@@ -150,64 +236,9 @@ impl Monitor {
                 });
             }
         }
-
-        let new_panics = panics.saturating_sub(period.panics_at_start);
-        let new_failures = failures.saturating_sub(period.failures_at_start);
-        let new_skipped = skipped.saturating_sub(period.skipped_at_start);
-        if new_panics + new_failures + new_skipped > 0 {
-            let last_error = lock(&stats.last_export_error).clone();
-            period.fault = Some(Reason::ExporterFault {
-                panics: new_panics,
-                failures: new_failures,
-                skipped: new_skipped,
-                last_error,
-            });
-        } else if ok > period.ok_at_start {
-            period.fault = None;
-        }
-        if let Some(fault) = &period.fault {
-            reasons.push(fault.clone());
-        }
-
-        let mut arrivals = std::mem::take(&mut period.arrivals);
-        aggregator.take_period_arrivals(&mut arrivals);
-        if period.history.len() < arrivals.len() {
-            period.history.resize(arrivals.len(), [0.0; STORM_HISTORY]);
-        }
-        for (index, &calls) in arrivals.iter().enumerate() {
-            let rate = calls / elapsed;
-            let history = &mut period.history[index];
-            let baseline = history
-                .iter()
-                .copied()
-                .filter(|&earlier| earlier > 0.0)
-                .fold(f64::INFINITY, f64::min);
-            if baseline.is_finite()
-                && calls >= STORM_MIN_CALLS
-                && rate > config.storm_factor * baseline
-            {
-                if let Some((metric, labels)) = aggregator.series_name(index) {
-                    reasons.push(Reason::Storm {
-                        metric,
-                        labels,
-                        calls_per_sec: rate,
-                        baseline_per_sec: baseline,
-                    });
-                }
-            }
-            history.rotate_left(1);
-            history[STORM_HISTORY - 1] = rate;
-        }
-        period.arrivals = arrivals;
-
-        period.started = Instant::now();
-        period.dropped_at_start = dropped;
-        period.drained_at_start = drained;
-        period.panics_at_start = panics;
-        period.failures_at_start = failures;
-        period.skipped_at_start = skipped;
-        period.ok_at_start = ok;
-        period.min_fill = None;
+        reasons.extend(period.exporter_fault(&counters, stats));
+        period.storms(aggregator, engine.health.storm_factor, &mut reasons);
+        period.restart(&counters);
         drop(period);
         *lock(&self.reasons) = reasons;
     }

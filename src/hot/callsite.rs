@@ -26,7 +26,7 @@
 //! Both are `Relaxed` loads of memory written once per engine install, so
 //! their cache line stays shared.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::statics::{AtomicU64, AtomicUsize, Ordering};
 
 use super::cell::{Kind, SeriesCell};
 

@@ -9,13 +9,13 @@
 //! `otel.metric.overflow = "true"`.
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::cell::{Kind, SeriesCell};
 use super::record;
 use super::registry::{self, Labels};
 use super::value::Value;
 use crate::error::RegistrationError;
+use crate::sync::Arc;
 
 #[derive(Clone)]
 struct Inner {

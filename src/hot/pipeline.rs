@@ -8,13 +8,11 @@
 //! spill a refused sample, report a closed ring). Nothing here knows about
 //! aggregation or export.
 //!
-//! The installed slot is a `static`, which loom atomics cannot be, so it
-//! uses `std` and `arc-swap` directly (the documented exception to
-//! `crate::sync`); its logic is a single publish/unpublish, exercised by the
+//! The installed slot is a `static`, which loom atomics cannot be, so it is
+//! an `arc-swap` cell and a `crate::sync::statics` flag; its logic is a single publish/unpublish, exercised by the
 //! engine tests. A thread reaches the installed pipeline through its own
 //! cached handle (`thread.rs`), not through this slot, on every sampled call.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 use std::thread::Thread;
 
@@ -24,7 +22,8 @@ use super::rate::RateCell;
 use super::ring::{PushError, Ring};
 use super::sample::Sample;
 use super::spill::Spill;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::statics::AtomicBool;
+use crate::sync::{statics, Arc, AtomicU64, AtomicUsize, Ordering};
 
 /// Shared producer-side state of one installed engine.
 #[derive(Debug)]
@@ -193,7 +192,7 @@ pub(crate) fn installed() -> Guard<Option<Arc<Pipeline>>> {
 pub(crate) fn is_active() -> bool {
     // Relaxed: a hint only. A call that sees a stale `true` finds the
     // pipeline closed (or absent) when it pushes.
-    ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+    ACTIVE.load(statics::Ordering::Relaxed)
 }
 
 /// Installs `pipeline` if the slot is empty; returns false if an engine is
@@ -203,13 +202,13 @@ pub(crate) fn install(pipeline: Arc<Pipeline>) -> bool {
     if previous.is_some() {
         return false;
     }
-    ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
+    ACTIVE.store(true, statics::Ordering::Relaxed);
     true
 }
 
 /// Empties the slot if it still holds `pipeline`.
 pub(crate) fn uninstall(pipeline: &Arc<Pipeline>) {
-    ACTIVE.store(false, std::sync::atomic::Ordering::Relaxed);
+    ACTIVE.store(false, statics::Ordering::Relaxed);
     let current = INSTALLED.load_full();
     if let Some(current) = current {
         if Arc::ptr_eq(&current, pipeline) {

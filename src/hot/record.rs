@@ -74,6 +74,7 @@ where
     slow::resolving_call(value.to_f64(), resolve);
 }
 
+#[cfg_attr(not(feature = "otel-api"), allow(unused_imports))]
 pub(crate) use slow::{exact, reject};
 pub use slow::{timed_end, Timer};
 

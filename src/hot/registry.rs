@@ -10,12 +10,13 @@
 //! overflow series (`otel.metric.overflow = "true"`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::callsite::{pack, Callsite, TAG_DISABLED, TAG_EXACT, TAG_SAMPLED};
 use super::cell::{Kind, SeriesCell};
 use super::sample::MetricId;
 use crate::error::RegistrationError;
+use crate::sync::Arc;
 
 /// Labels as they are stored: shared, immutable key/value pairs, sorted by
 /// key.

@@ -364,7 +364,7 @@ impl Ring {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::collections::HashSet;
-    use std::sync::Arc;
+    use crate::sync::Arc;
     use std::thread;
 
     use super::*;

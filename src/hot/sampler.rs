@@ -17,9 +17,8 @@
 //! no lazy-init branch on the fast path and nothing to clean up when a
 //! thread exits.
 
-use std::cell::Cell;
-
 use super::rate::{RateCell, RateWord};
+use crate::sync::Cell;
 
 /// How many calls a thread skips before it checks again for an engine when
 /// none is installed.

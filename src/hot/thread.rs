@@ -40,14 +40,12 @@
 //! final drain will take what is pushed to it, exactly as a call holding an
 //! `arc-swap` guard across an uninstall would.
 
-use std::cell::{Cell, RefCell};
-
 use super::pipeline::{self, Pipeline};
 use super::ring::Ring;
 use super::sample::Sample;
 use super::sampler::Sampler;
 use super::spill::Spill;
-use crate::sync::{const_thread_local, Arc};
+use crate::sync::{const_thread_local, Arc, Cell, RefCell};
 
 /// One thread's state reached by every call.
 #[derive(Debug)]

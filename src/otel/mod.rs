@@ -94,8 +94,6 @@ mod instruments;
 mod observable;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_sdk;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,8 @@
 //! exact, the cardinality limit holds, observable callbacks run at snapshot
 //! time and survive panics, metadata reaches the snapshot.
 
+mod sdk;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
