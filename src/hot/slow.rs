@@ -55,8 +55,29 @@ fn route(callsite: &'static Callsite, step: u64) -> Route {
         }
     }
     match state & TAG_MASK {
-        TAG_EXACT => Route::Exact(cell_of(state)),
+        TAG_EXACT => exact_route(cell_of(state)),
         _ => Route::Nothing,
+    }
+}
+
+/// The route of a call of an exact series: recorded while an engine is
+/// installed (the one place an exact call asks), nothing otherwise.
+#[inline(always)]
+fn exact_route(cell: &'static SeriesCell) -> Route {
+    if pipeline::is_active() {
+        Route::Exact(cell)
+    } else {
+        Route::Nothing
+    }
+}
+
+/// Records a routed call.
+#[inline(always)]
+fn record<V: Value>(route: Route, value: V) {
+    match route {
+        Route::Sampled(cell) => sample(cell, value.to_f64(), None),
+        Route::Exact(cell) => exact(cell, value),
+        Route::Nothing => {}
     }
 }
 
@@ -65,23 +86,20 @@ fn route(callsite: &'static Callsite, step: u64) -> Route {
 #[cold]
 #[inline(never)]
 pub(super) fn callsite_call<V: Value>(callsite: &'static Callsite, step: u64, value: V) {
-    match route(callsite, step) {
-        Route::Sampled(cell) => sample(cell, value.to_f64(), None),
-        Route::Exact(cell) => exact(cell, value),
-        Route::Nothing => {}
-    }
+    record(route(callsite, step), value);
 }
 
 /// The cold half of `record::handle`.
 #[cold]
 #[inline(never)]
 pub(super) fn cell_call<V: Value>(cell: &'static SeriesCell, step: u64, value: V) {
-    if step == 1 {
-        sample(cell, value.to_f64(), None);
+    let route = if step == 1 {
+        Route::Sampled(cell)
     } else {
         thread::with(|local| local.sampler().give_back(step));
-        exact(cell, value);
-    }
+        exact_route(cell)
+    };
+    record(route, value);
 }
 
 /// The cold half of `record::sampled_resolving`.
@@ -123,8 +141,8 @@ pub struct Timer {
 pub(super) fn timed_call(callsite: &'static Callsite, step: u64) -> Option<Timer> {
     let (cell, inclusion_prob) = match route(callsite, step) {
         Route::Sampled(cell) => (cell, decide_only()?),
-        Route::Exact(cell) if pipeline::is_active() => (cell, 1.0),
-        Route::Exact(_) | Route::Nothing => return None,
+        Route::Exact(cell) => (cell, 1.0),
+        Route::Nothing => return None,
     };
     Some(Timer {
         cell,
@@ -286,13 +304,10 @@ fn push(
     }
 }
 
-/// Records every call: atomics for counters, the ring with `p = 1` for
-/// histograms, the cell for gauges.
+/// Records an exact call (routed while an engine is installed): atomics
+/// for counters, the ring with `p = 1` for histograms, the cell for gauges.
 #[inline(never)]
 pub(crate) fn exact<V: Value>(cell: &'static SeriesCell, value: V) {
-    if !pipeline::is_active() {
-        return;
-    }
     match cell.kind {
         Kind::Counter | Kind::UpDown => match value.to_i64() {
             Some(amount) if cell.kind == Kind::UpDown || amount >= 0 => {
