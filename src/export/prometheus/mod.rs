@@ -2,11 +2,15 @@
 //! scraper asks for it) served from the latest snapshot.
 //!
 //! `export` only keeps the snapshot (an `Arc` swap under a short lock); the
-//! text is rendered when a scrape comes, on the server's own thread. No
-//! sample is ever stored: memory is one snapshot, whether anyone scrapes or
-//! not. See `render.rs` for the mapping and the naming rules.
+//! text is rendered when a scrape comes, on the server's own thread, once
+//! per snapshot and format: scrapes of the same snapshot share that body.
+//! No sample is ever stored: memory is one snapshot and the last body
+//! served in each format. See `render.rs` for the mapping and the naming
+//! rules, `server.rs` for how slow clients are kept from the scrapes.
 
+mod connection;
 mod render;
+mod served;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -24,6 +28,7 @@ use crate::export::exporter::Exporter;
 use crate::export::rebucket::DEFAULT_BOUNDARIES;
 use crate::report::snapshot::Snapshot;
 use render::RenderOptions;
+use served::ServedBodies;
 use server::Server;
 
 /// Serves the latest snapshot for Prometheus to scrape, and renders it for
@@ -57,6 +62,8 @@ struct Shared {
     addr: Option<SocketAddr>,
     /// Metric names already reported as colliding.
     warned: Mutex<HashSet<String>>,
+    /// The last body served in each format.
+    served: ServedBodies,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,7 +75,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn render(&self, format: PrometheusFormat) -> String {
         let latest = lock(&self.latest).clone();
-        let (text, collisions) = render::render(latest.as_deref(), &self.options, format);
+        self.render_snapshot(latest.as_deref(), format)
+    }
+
+    /// The body of a scrape: rendered once per snapshot and format, and
+    /// shared by the responses that send it.
+    fn serve(&self, format: PrometheusFormat) -> Arc<str> {
+        let latest = lock(&self.latest).clone();
+        self.served.get_or_render(latest.as_ref(), format, || {
+            self.render_snapshot(latest.as_deref(), format)
+        })
+    }
+
+    fn render_snapshot(&self, latest: Option<&Snapshot>, format: PrometheusFormat) -> String {
+        let (text, collisions) = render::render(latest, &self.options, format);
         if !collisions.is_empty() {
             let mut warned = lock(&self.warned);
             for name in collisions {
@@ -239,7 +259,7 @@ impl PrometheusBuilder {
         self
     }
 
-    /// Validates, binds the listener and starts the scrape thread.
+    /// Validates, binds the listener and starts the scrape threads.
     ///
     /// # Errors
     ///
@@ -290,6 +310,7 @@ impl PrometheusBuilder {
             server: Mutex::new(None),
             addr: listener.as_ref().and_then(|(l, _)| l.local_addr().ok()),
             warned: Mutex::new(HashSet::new()),
+            served: ServedBodies::default(),
         });
         if let Some((listener, setting)) = listener {
             // The server holds a weak reference: dropping the last
@@ -297,14 +318,13 @@ impl PrometheusBuilder {
             let weak = Arc::downgrade(&shared);
             let renderer = Arc::new(move |format| {
                 weak.upgrade()
-                    .map(|shared| shared.render(format))
-                    .unwrap_or_default()
+                    .map_or_else(|| Arc::from(""), |shared| shared.serve(format))
             });
             let server = Server::spawn(listener, renderer).map_err(|error| {
                 ConfigError::new(
                     &setting,
                     "",
-                    &format!("a scrape thread (it could not start: {error})"),
+                    &format!("the scrape threads (one could not start: {error})"),
                 )
             })?;
             log::info!(target: "hotmetrics", "Prometheus metrics served at http://{}/metrics", server.addr());

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 mod parse;
+mod slow_clients;
 
 use super::render::{label_name, metric_name, number};
 use super::*;
