@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::render::PrometheusFormat;
-use crate::snapshot::Snapshot;
+use crate::report::snapshot::Snapshot;
 
 /// The last body served in each format (text, OpenMetrics).
 #[derive(Default)]
