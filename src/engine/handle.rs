@@ -15,7 +15,7 @@ use crate::drain::flusher::{self, Feed};
 use crate::drain::shared::Shared;
 use crate::error::{ConfigError, InstallError, ShutdownError};
 use crate::export::exporter::Exporter;
-use crate::export::ExportWorker;
+use crate::export::{self, ExportWorker};
 use crate::hot::pipeline::{self, Pipeline};
 use crate::hot::registry;
 use crate::report::health::{Health, Reason};
@@ -211,11 +211,9 @@ impl Engine {
             Arc::new(shared.snapshot(&mut aggregator))
         };
         let workers = std::mem::take(&mut *self.lock_workers());
-        for worker in workers {
-            let outcome = worker.finish(snapshot.clone(), deadline);
-            if result.is_ok() {
-                result = outcome;
-            }
+        let outcome = export::finish_all(workers, &snapshot, deadline);
+        if result.is_ok() {
+            result = outcome;
         }
         log::info!(
             target: "hotmetrics",

@@ -1,6 +1,7 @@
 //! The one trait every exporter implements.
 
 use crate::error::ExportError;
+use crate::export::inbox::Inbox;
 use crate::report::snapshot::Snapshot;
 use crate::report::stats::CircuitState;
 
@@ -28,6 +29,23 @@ pub trait Exporter: Send + 'static {
     /// counts it and logs it (rate-limited).
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError>;
 
+    /// Delivers [`inbox.current()`](Inbox::current); what the engine calls.
+    ///
+    /// The default exports the current snapshot once with
+    /// [`Exporter::export`]. An exporter that retries overrides it to take
+    /// newer snapshots between attempts ([`Inbox::refresh`]), to sleep in a
+    /// way shutdown interrupts ([`Inbox::wait`]), and to stop at the
+    /// shutdown deadline ([`Inbox::deadline`]); see [`Inbox`] for an
+    /// example. An exporter that wraps another forwards this method too, or
+    /// the inner one never sees the inbox.
+    ///
+    /// # Errors
+    ///
+    /// As [`Exporter::export`].
+    fn export_from(&mut self, inbox: &mut Inbox<'_>) -> Result<(), ExportError> {
+        self.export(inbox.current())
+    }
+
     /// Called once after the final export, at shutdown.
     ///
     /// # Errors
@@ -51,6 +69,9 @@ pub trait Exporter: Send + 'static {
 impl Exporter for Box<dyn Exporter> {
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError> {
         (**self).export(snapshot)
+    }
+    fn export_from(&mut self, inbox: &mut Inbox<'_>) -> Result<(), ExportError> {
+        (**self).export_from(inbox)
     }
     fn shutdown(&mut self) -> Result<(), ExportError> {
         (**self).shutdown()

@@ -7,6 +7,12 @@
 //! the totals). A panic inside an exporter is caught and counted in
 //! `stats().exporter_panics`.
 //!
+//! At shutdown the final snapshot goes to every exporter thread at once,
+//! with the instant by which `shutdown()` must return. An exporter busy
+//! with a long export (retries against a failing backend) sees it arrive
+//! through its [`Inbox`]: its backoff sleep wakes, and it sends the final
+//! snapshot within what is left of the budget (see `inbox.rs`).
+//!
 //! Built in: [`Stdout`] (aligned table or JSON lines), [`InMemory`] (for
 //! tests), [`Otlp`] (OpenTelemetry over HTTP/protobuf, gRPC with the
 //! `otlp-grpc` feature) and [`Prometheus`] (a `/metrics` endpoint). [`from_env`]
@@ -15,6 +21,7 @@
 pub(crate) mod env;
 pub(crate) mod exporter;
 mod in_memory;
+pub(crate) mod inbox;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 #[cfg(feature = "prometheus")]
@@ -35,6 +42,7 @@ use std::time::{Duration, Instant};
 pub use self::prometheus::Prometheus;
 pub use exporter::Exporter;
 pub use in_memory::InMemory;
+pub use inbox::Inbox;
 #[cfg(feature = "otlp")]
 pub use otlp::Otlp;
 #[cfg(any(feature = "otlp", feature = "prometheus"))]
@@ -45,13 +53,12 @@ pub use stdout::{Stdout, StdoutFormat};
 use crate::error::{ExportError, ShutdownError};
 use crate::report::snapshot::Snapshot;
 use crate::report::stats::SharedStats;
+use inbox::{Job, Leftover};
 
-/// Work for an exporter thread.
-#[derive(Debug)]
-pub(crate) enum Job {
-    Export(Arc<Snapshot>),
-    Final(Arc<Snapshot>, mpsc::Sender<Result<(), ExportError>>),
-}
+/// Time kept back from an exporter's final deadline for its `shutdown()`
+/// and the hand-back of the outcome, so an export that ends at its
+/// deadline is still counted as in time.
+const HAND_BACK: Duration = Duration::from_millis(20);
 
 /// One exporter and the thread that runs it.
 #[derive(Debug)]
@@ -87,61 +94,87 @@ impl ExportWorker {
         let sender = self.sender.clone();
         move |snapshot| sender.try_send(Job::Export(snapshot)).is_ok()
     }
+}
 
-    /// Hands over the final snapshot and waits for it until `deadline`.
-    pub(crate) fn finish(
-        mut self,
-        snapshot: Arc<Snapshot>,
-        deadline: Instant,
-    ) -> Result<(), ShutdownError> {
-        let (done, outcome) = mpsc::channel();
-        let timed_out = || ShutdownError::ExportTimedOut {
-            exporter: self.name.clone(),
-        };
-        // The queue may hold a periodic snapshot the thread has not taken
-        // yet; wait for room until the deadline.
-        let mut job = Job::Final(snapshot, done);
-        loop {
-            match self.sender.try_send(job) {
-                Ok(()) => break,
-                Err(mpsc::TrySendError::Full(back)) => {
-                    if Instant::now() >= deadline {
-                        return Err(timed_out());
-                    }
-                    job = back;
-                    thread::sleep(Duration::from_millis(1));
+/// Hands the final snapshot to every exporter thread at once (a sleeping
+/// retry wakes now, not when the exporters before it are done), then waits
+/// for their outcomes until `deadline`. The first error wins.
+pub(crate) fn finish_all(
+    workers: Vec<ExportWorker>,
+    snapshot: &Arc<Snapshot>,
+    deadline: Instant,
+) -> Result<(), ShutdownError> {
+    let given = deadline.checked_sub(HAND_BACK).unwrap_or(deadline);
+    let mut handing: Vec<(ExportWorker, Option<Job>, Receiver<_>)> = workers
+        .into_iter()
+        .map(|worker| {
+            let (done, outcome) = mpsc::channel();
+            let job = Job::Final {
+                snapshot: snapshot.clone(),
+                deadline: given,
+                done,
+            };
+            (worker, Some(job), outcome)
+        })
+        .collect();
+    // A queue may hold a periodic snapshot its thread has not taken yet:
+    // wait for room until the deadline.
+    loop {
+        for (worker, job, _) in &mut handing {
+            if let Some(ready) = job.take() {
+                match worker.sender.try_send(ready) {
+                    Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
+                    Err(mpsc::TrySendError::Full(back)) => *job = Some(back),
                 }
-                Err(mpsc::TrySendError::Disconnected(_)) => return Err(timed_out()),
             }
         }
+        if handing.iter().all(|(_, job, _)| job.is_none()) || Instant::now() >= deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut result = Ok(());
+    for (mut worker, _, outcome) in handing {
         let wait = deadline.saturating_duration_since(Instant::now());
-        match outcome.recv_timeout(wait) {
+        let outcome = match outcome.recv_timeout(wait) {
             Ok(Ok(())) => {
-                if let Some(thread) = self.thread.take() {
+                if let Some(thread) = worker.thread.take() {
                     let _ = thread.join();
                 }
                 Ok(())
             }
             Ok(Err(error)) => Err(ShutdownError::ExportFailed {
-                exporter: self.name.clone(),
+                exporter: worker.name.clone(),
                 error,
             }),
-            Err(_) => Err(timed_out()),
+            // Not handed over, or no outcome in time (a job not handed
+            // over drops its sender, which ends here too).
+            Err(_) => Err(ShutdownError::ExportTimedOut {
+                exporter: worker.name.clone(),
+            }),
+        };
+        if result.is_ok() {
+            result = outcome;
         }
     }
+    result
 }
 
+/// The exporter thread: one export per job; a job that arrived during an
+/// export and was not taken into it is exported next; the final one ends
+/// the thread.
 fn run(mut exporter: Box<dyn Exporter>, index: usize, jobs: &Receiver<Job>, stats: &SharedStats) {
     let mut limiter = FailureLog::default();
-    while let Ok(job) = jobs.recv() {
-        match job {
-            Job::Export(snapshot) => {
-                let outcome = guarded_export(&mut exporter, &snapshot, stats);
-                record(&*exporter, index, &outcome, stats, &mut limiter);
-            }
-            Job::Final(snapshot, done) => {
-                let mut outcome = guarded_export(&mut exporter, &snapshot, stats);
-                record(&*exporter, index, &outcome, stats, &mut limiter);
+    let mut next = jobs.recv().ok();
+    while let Some(job) = next.take() {
+        let mut inbox = Inbox::queued(job, jobs);
+        let mut outcome = guarded_export(&mut exporter, &mut inbox, stats);
+        record(&*exporter, index, &outcome, stats, &mut limiter);
+        stats
+            .exports_skipped
+            .fetch_add(inbox.superseded(), Ordering::Relaxed);
+        next = match inbox.into_leftover() {
+            Leftover::Final(done) => {
                 let closed = catch_unwind(AssertUnwindSafe(|| exporter.shutdown()))
                     .unwrap_or_else(|_| Err(ExportError::Panicked("in shutdown".into())));
                 if outcome.is_ok() {
@@ -150,16 +183,18 @@ fn run(mut exporter: Box<dyn Exporter>, index: usize, jobs: &Receiver<Job>, stat
                 let _ = done.send(outcome);
                 return;
             }
-        }
+            Leftover::Next(job) => Some(job),
+            Leftover::Idle => jobs.recv().ok(),
+        };
     }
 }
 
 fn guarded_export(
     exporter: &mut Box<dyn Exporter>,
-    snapshot: &Snapshot,
+    inbox: &mut Inbox<'_>,
     stats: &SharedStats,
 ) -> Result<(), ExportError> {
-    match catch_unwind(AssertUnwindSafe(|| exporter.export(snapshot))) {
+    match catch_unwind(AssertUnwindSafe(|| exporter.export_from(inbox))) {
         Ok(outcome) => outcome,
         Err(payload) => {
             stats.exporter_panics.fetch_add(1, Ordering::Relaxed);
