@@ -240,7 +240,10 @@ impl Builder {
         self
     }
 
-    /// Longest `shutdown()` waits for the final export (default 5 s).
+    /// The budget of `shutdown()`: its final drain and final export are
+    /// done within it, or it reports `ExportTimedOut` (default 5 s). Exporters are given this deadline: the OTLP exporter
+    /// fits its retries of the final snapshot into it, although its own
+    /// export timeout (`OTEL_METRIC_EXPORT_TIMEOUT`, 30 s) is longer.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self

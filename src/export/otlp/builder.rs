@@ -99,7 +99,10 @@ impl OtlpBuilder {
         self
     }
 
-    /// Time allowed for one request (default 10 s).
+    /// Time allowed for one request (default 10 s), capped by what is left
+    /// of the export's deadline. A request in flight when shutdown begins
+    /// is not interrupted: against a backend that may hang, keep this below
+    /// the engine's `shutdown_timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -107,6 +110,13 @@ impl OtlpBuilder {
 
     /// Time allowed for one export, retries included (default 30 s, as
     /// `OTEL_METRIC_EXPORT_TIMEOUT`).
+    ///
+    /// The final export at shutdown is bounded by the engine's
+    /// `shutdown_timeout` (default 5 s) as well, whichever ends first: its
+    /// attempts and the waits between them are fitted into what is left.
+    /// The defaults differ on purpose: a periodic export runs on its own
+    /// thread and may take its time, while `shutdown()` holds up its caller
+    /// (often within a process manager's grace period).
     pub fn export_timeout(mut self, timeout: Duration) -> Self {
         self.export_timeout = Some(timeout);
         self

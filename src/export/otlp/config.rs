@@ -96,8 +96,10 @@ pub const MAX_EXPONENTIAL_BUCKETS: usize = 160;
 ///
 /// Attempt `n` (from 0) waits a random time in `[d/2, d]` where
 /// `d = min(initial · 2ⁿ, max)`, unless the backend said when to come back
-/// (`Retry-After`, gRPC `RetryInfo`). Retries stop when the export timeout
-/// would be passed.
+/// (`Retry-After`, gRPC `RetryInfo`). Retries fit the export's deadline
+/// (the export timeout; at shutdown, the engine's `shutdown_timeout` if
+/// that ends first): a backoff that would pass it is cut short so that one
+/// last attempt fits.
 ///
 /// ```
 /// use std::time::Duration;

@@ -13,10 +13,17 @@
 //! here can slow `record!` or the flusher's drain. Within that thread:
 //!
 //! * one export makes attempts until one succeeds, a permanent error comes
-//!   back, or the export timeout (`OTEL_METRIC_EXPORT_TIMEOUT`, 30 s) would
-//!   pass; each attempt has its own timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`,
-//!   10 s); between attempts it waits an exponential backoff with jitter,
-//!   or what the backend asked for (`Retry-After`, gRPC `RetryInfo`);
+//!   back, or no further attempt fits before the export timeout
+//!   (`OTEL_METRIC_EXPORT_TIMEOUT`, 30 s); each attempt has its own timeout
+//!   (`OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s), capped by the time left; between
+//!   attempts it waits an exponential backoff with jitter, cut short when
+//!   it would pass the deadline, or what the backend asked for
+//!   (`Retry-After`, gRPC `RetryInfo`);
+//! * every attempt sends the newest snapshot that reached the exporter
+//!   thread, not the request the export started with;
+//! * at shutdown the final snapshot wakes a backoff sleep and goes at once;
+//!   its retries fit into what is left of the engine's `shutdown_timeout`
+//!   (5 s), which ends before the export timeout would. See `deliver.rs`;
 //! * a circuit breaker opens after repeated failed attempts; while it is
 //!   open an export fails at once, without network I/O, until a single
 //!   probe is due; its state shows in `engine.stats().circuit`;
@@ -32,6 +39,7 @@
 
 mod builder;
 mod config;
+mod deliver;
 mod delta;
 mod exponential;
 #[cfg(feature = "otlp-grpc")]
@@ -57,15 +65,13 @@ pub use config::{
 
 use crate::error::{ConfigError, ExportError};
 use crate::export::exporter::Exporter;
+use crate::export::inbox::Inbox;
 use crate::report::snapshot::Snapshot;
 use crate::report::stats::CircuitState;
 use config::{redact_url, Config};
 use delta::DeltaState;
 use mapping::Mapper;
-use retry::{backoff, Admission, CircuitBreaker};
-
-/// The shortest time an attempt is given, even at the end of the budget.
-const MIN_ATTEMPT: Duration = Duration::from_millis(10);
+use retry::CircuitBreaker;
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -229,88 +235,16 @@ impl Otlp {
 
 impl Exporter for Otlp {
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), ExportError> {
+        self.export_from(&mut Inbox::fixed(snapshot))
+    }
+
+    /// Every attempt sends the newest snapshot the inbox holds, and the
+    /// start of shutdown ends a backoff sleep: see `deliver.rs`.
+    fn export_from(&mut self, inbox: &mut Inbox<'_>) -> Result<(), ExportError> {
         if self.config.disabled {
             return Ok(());
         }
-        let started = Instant::now();
-        let probe = match self.breaker.admit(started) {
-            Admission::Normal => false,
-            Admission::Probe => true,
-            Admission::Rejected(wait) => {
-                return Err(ExportError::Transient(format!(
-                    "circuit open after repeated failures of {}; next probe in {:.1}s",
-                    self.shown,
-                    wait.as_secs_f64()
-                )))
-            }
-        };
-        if let Some(at) = self.not_before.take() {
-            if started < at {
-                self.not_before = Some(at);
-                return Err(ExportError::Transient(format!(
-                    "{} asked to wait; next attempt in {:.1}s",
-                    self.shown,
-                    (at - started).as_secs_f64()
-                )));
-            }
-        }
-        let deadline = started + self.config.export_timeout;
-        let request = self.request(snapshot);
-        let mut attempts = 0u32;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let timeout = self.config.timeout.min(remaining).max(MIN_ATTEMPT);
-            attempts += 1;
-            let reason = match self.transport.send(&request, timeout) {
-                Attempt::Accepted {
-                    rejected_points,
-                    message,
-                } => {
-                    self.accepted(snapshot, rejected_points, message);
-                    return Ok(());
-                }
-                Attempt::Permanent(message) => {
-                    // Not retried. Under delta temporality this data is given
-                    // up, or it would be re-sent (and refused) forever. It
-                    // still counts as a failure, so a backend that refuses
-                    // everything is only probed now and then.
-                    self.breaker.on_failure(Instant::now());
-                    if let Some(delta) = &mut self.delta {
-                        delta.accept(snapshot);
-                    }
-                    return Err(ExportError::Permanent(message));
-                }
-                Attempt::Retryable {
-                    reason,
-                    retry_after,
-                } => {
-                    let now = Instant::now();
-                    // A failed probe, or the failure that opens the circuit,
-                    // ends the export at once.
-                    let open = self.breaker.on_failure(now) || probe;
-                    let wait =
-                        retry_after.unwrap_or_else(|| backoff(&self.config.retry, attempts - 1));
-                    if !open && now + wait + MIN_ATTEMPT < deadline {
-                        std::thread::sleep(wait);
-                        continue;
-                    }
-                    // A wait the backend asked for holds for later exports too.
-                    if let Some(after) = retry_after {
-                        self.not_before = Some(now + after);
-                    }
-                    if open {
-                        return Err(ExportError::Transient(format!(
-                            "{reason} (attempt {attempts}; circuit open)"
-                        )));
-                    }
-                    reason
-                }
-            };
-            return Err(ExportError::Transient(format!(
-                "{reason} (gave up after {attempts} attempts in {:.1}s)",
-                started.elapsed().as_secs_f64()
-            )));
-        }
+        self.deliver(inbox)
     }
 
     fn name(&self) -> &str {

@@ -1,11 +1,12 @@
 //! Retry timing and the circuit breaker.
 //!
 //! One export makes attempts until one succeeds, a permanent error comes
-//! back, the circuit opens, or the next wait would pass the export's
-//! deadline. Between attempts it waits what the backend asked for
-//! (`Retry-After`, gRPC `RetryInfo`) or an exponential backoff with jitter.
-//! A wait the backend asked for that reaches past the deadline is kept as a
-//! "not before" instant, so the next export does not knock early either.
+//! back, the circuit opens, or no further attempt fits before the export's
+//! deadline (`deliver.rs` says how waits and timeouts are fitted to it).
+//! Between attempts it waits what the backend asked for (`Retry-After`,
+//! gRPC `RetryInfo`) or an exponential backoff with jitter. A wait the
+//! backend asked for that reaches past the deadline is kept as a "not
+//! before" instant, so the next export does not knock early either.
 //!
 //! The breaker counts consecutive failed *attempts*: a dead backend costs
 //! at most `failure_threshold` attempts, then exports fail at once (no

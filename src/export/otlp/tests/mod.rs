@@ -10,6 +10,8 @@ mod grpc;
 mod http;
 mod mapping;
 mod measure;
+mod retries;
+mod shutdown;
 mod tls;
 
 use std::sync::{Arc, Mutex};
