@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::config::{
     CircuitBreakerPolicy, Compression, HistogramAggregation, Protocol, RetryPolicy, Temporality,
 };
-use super::Otlp;
+use super::exporter::Otlp;
 use crate::error::ConfigError;
 use crate::export::env::EnvSource;
 
@@ -68,6 +68,23 @@ impl fmt::Debug for OtlpBuilder {
             .field("temporality", &self.temporality)
             .field("histogram", &self.histogram)
             .finish_non_exhaustive()
+    }
+}
+
+impl Otlp {
+    /// A builder; settings it leaves unset come from the environment, then
+    /// from the specification's defaults.
+    pub fn builder() -> OtlpBuilder {
+        OtlpBuilder::default()
+    }
+
+    /// An exporter configured by the `OTEL_*` environment variables alone.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the variable whose value is refused.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().build()
     }
 }
 

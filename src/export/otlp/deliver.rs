@@ -44,8 +44,9 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
+use super::exporter::Otlp;
 use super::retry::{backoff, Admission};
-use super::{Attempt, Otlp};
+use super::transport::Attempt;
 use crate::error::ExportError;
 use crate::export::inbox::Inbox;
 

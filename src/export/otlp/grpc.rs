@@ -20,7 +20,7 @@ use tonic::{Code, Request, Status};
 
 use super::config::{redact_url, Compression, Config};
 use super::rpc::{excerpt, RpcStatus};
-use super::{Attempt, Transport};
+use super::transport::{Attempt, Transport};
 use crate::error::ConfigError;
 
 pub(crate) struct GrpcTransport {

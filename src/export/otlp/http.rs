@@ -24,7 +24,7 @@ use ureq::Agent;
 use super::config::{redact_url, Compression, Config, PemFile, TlsFiles};
 use super::retry::parse_retry_after;
 use super::rpc::{error_message, RpcStatus};
-use super::{Attempt, Transport};
+use super::transport::{Attempt, Transport};
 use crate::error::ConfigError;
 
 /// Largest request the specification lets a collector accept.
