@@ -197,7 +197,7 @@ fn a_sample_carries_a_rate_that_was_published() {
                 other => panic!("epoch {other} never published"),
             };
             assert_eq!(word.rate(), expected, "rate and epoch from one publish");
-            if let Some(p) = sampler.decide(&rate) {
+            if let Some(p) = sampler.decide(&rate, 1) {
                 assert!([1.0, 0.5, 0.25].contains(&p), "p {p} was never published");
             }
         }
@@ -384,7 +384,7 @@ fn rates_published_mid_push_travel_with_their_samples() {
         let sampler = Sampler::with_seed(11);
         let mut decided_weight = 0.0;
         for tag in 0..2u32 {
-            if let Some(p) = sampler.decide(pipeline_rate(&pipeline)) {
+            if let Some(p) = sampler.decide(pipeline_rate(&pipeline), 1) {
                 assert!(p == 1.0 || p == 0.5, "p {p} was never published");
                 decided_weight += 1.0 / f64::from(p);
                 assert!(submit(&pipeline, sample(tag, p, 1.0), &spill));

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
+use super::allocator;
 use super::catalog;
 use crate::hot::cell::Kind;
 use crate::hot::registry::{self, Labels, SeriesInfo};
@@ -42,10 +43,38 @@ struct SeriesAgg {
     /// Histograms only: weighted distribution and the carried remainder.
     distribution: Option<Histogram<u64>>,
     carry: f64,
-    /// Health: Σ 1/p of the samples drained or spilled since the last
-    /// `take_period_arrivals`, and the exact-call count seen then.
+    /// Health and allocation: Σ 1/p, Σ v/p and Σ v²/p of the samples
+    /// drained (Σ 1/p also of those spilled) since the last `take_period`,
+    /// and the exact-call count seen then.
     period_weight: f64,
+    period_value: f64,
+    period_square: f64,
     exact_seen: u64,
+    /// Periods this series has been seen whole (0 while it is new).
+    periods_seen: u32,
+    /// What the allocator last decided for it (see `Aggregator::plan`).
+    plan: Plan,
+}
+
+/// What the allocator last decided for a series, for the snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Plan {
+    /// Its inclusion probability now (`None`: exact, or not decided).
+    pub(crate) inclusion_prob: Option<f64>,
+    /// Whether its expected error meets the target (`None`: no target).
+    pub(crate) target_met: Option<bool>,
+}
+
+/// One series' figures over the period just ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct PeriodSeries {
+    /// Estimated calls: Σ 1/p of its samples plus its exact calls.
+    pub(crate) calls: f64,
+    /// Squared coefficient of variation of its values, from its samples
+    /// (`None` without samples).
+    pub(crate) cv2: Option<f64>,
+    /// False while the series was new: it was not seen for the whole period.
+    pub(crate) whole: bool,
 }
 
 impl SeriesAgg {
@@ -67,7 +96,11 @@ impl SeriesAgg {
             distribution,
             carry: 0.0,
             period_weight: 0.0,
+            period_value: 0.0,
+            period_square: 0.0,
             exact_seen: 0,
+            periods_seen: 0,
+            plan: Plan::default(),
         }
     }
 }
@@ -141,6 +174,8 @@ impl Aggregator {
         let (weight, var_factor) = (self.last_weight, self.last_var_factor);
         agg.samples += 1;
         agg.period_weight += weight;
+        agg.period_value += v * weight;
+        agg.period_square += v * v * weight;
         agg.inexact |= p < 1.0;
         agg.sum += v * weight;
         agg.sum_var += v * v * var_factor;
@@ -221,12 +256,28 @@ impl Aggregator {
 
     /// Builds the user series of a snapshot: aggregates plus the cells'
     /// exact totals and gauges.
-    pub(crate) fn series_snapshot(&mut self) -> Vec<SeriesSnapshot> {
+    ///
+    /// `base_rate` is the rate the threads' countdowns are drawn at now: a
+    /// sampled series' probability is `1 − (1 − base_rate)^step`.
+    pub(crate) fn series_snapshot(&mut self, base_rate: f64) -> Vec<SeriesSnapshot> {
         self.sync();
         let descriptions = catalog::descriptions_now();
         let mut out = Vec::with_capacity(self.infos.len());
         for (info, agg) in self.infos.iter().zip(&self.series) {
             let cell = info.cell;
+            let inclusion_prob = (info.kind != Kind::Gauge && !cell.is_exact())
+                .then(|| allocator::prob_of(base_rate, cell.step()));
+            // A sampled series with no sample yet: how many calls it may
+            // have had unseen (95 %: (1 − π)^n ≥ 0.05).
+            let calls_upper_bound = inclusion_prob
+                .filter(|_| agg.samples == 0)
+                .map(|prob| 20f64.ln() / -(-prob).ln_1p());
+            let estimate = |value: f64, variance: f64, exact: bool| {
+                let mut estimate =
+                    Estimate::new(value, variance.max(0.0).sqrt(), exact, agg.samples);
+                estimate.calls_upper_bound = calls_upper_bound.filter(|_| !exact);
+                estimate
+            };
             let value = match info.kind {
                 Kind::Counter | Kind::UpDown => {
                     let raw = cell.exact_int.load(Ordering::Relaxed);
@@ -241,11 +292,11 @@ impl Aggregator {
                     let recorded = agg.samples > 0
                         || cell.exact_calls.load(Ordering::Relaxed) > 0
                         || cell.is_exact();
-                    let estimate = Estimate {
-                        value: agg.sum + exact_int + cell.exact_float.load(),
-                        std_error: agg.sum_var.max(0.0).sqrt(),
-                        exact: !agg.inexact && recorded,
-                    };
+                    let estimate = estimate(
+                        agg.sum + exact_int + cell.exact_float.load(),
+                        agg.sum_var,
+                        !agg.inexact && recorded,
+                    );
                     if info.kind == Kind::Counter {
                         MetricValue::Counter(estimate)
                     } else {
@@ -266,16 +317,8 @@ impl Aggregator {
                         .clone()
                         .unwrap_or_else(|| Histogram::new(self.sigfig).expect("validated sigfig"));
                     MetricValue::Histogram(HistogramSnapshot {
-                        count: Estimate {
-                            value: agg.count,
-                            std_error: agg.count_var.max(0.0).sqrt(),
-                            exact,
-                        },
-                        sum: Estimate {
-                            value: agg.sum,
-                            std_error: agg.sum_var.max(0.0).sqrt(),
-                            exact,
-                        },
+                        count: estimate(agg.count, agg.count_var, exact),
+                        sum: estimate(agg.sum, agg.sum_var, exact),
                         min: (agg.samples > 0).then_some(agg.min),
                         max: (agg.samples > 0).then_some(agg.max),
                         min_max_exact: exact,
@@ -292,6 +335,8 @@ impl Aggregator {
                 value,
                 unit: declared.and_then(|declared| declared.unit.clone()),
                 description: declared.and_then(|declared| declared.description.clone()),
+                inclusion_prob,
+                target_met: agg.plan.target_met.filter(|_| inclusion_prob.is_some()),
             });
         }
         out
@@ -299,18 +344,42 @@ impl Aggregator {
 }
 
 impl Aggregator {
-    /// Health: the estimated calls of each series (index = series id) since
-    /// the last call, into `out`: Σ 1/p of its drained and spilled samples
-    /// plus its exact calls. Starts the next period.
-    pub(crate) fn take_period_arrivals(&mut self, out: &mut Vec<f64>) {
+    /// Each series' figures (index = series id) since the last call, into
+    /// `out`; starts the next period. Read by the health monitor (arrival
+    /// rates) and the allocator (rates and value spread).
+    pub(crate) fn take_period(&mut self, out: &mut Vec<PeriodSeries>) {
         self.sync();
         out.clear();
         for (info, agg) in self.infos.iter().zip(&mut self.series) {
             let exact = info.cell.exact_calls.load(Ordering::Relaxed);
             let new_exact = exact.saturating_sub(agg.exact_seen);
             agg.exact_seen = exact;
-            out.push(agg.period_weight + new_exact as f64);
+            let cv2 = (agg.period_weight > 0.0 && agg.period_value > 0.0).then(|| {
+                let mean = agg.period_value / agg.period_weight;
+                let square = agg.period_square / agg.period_weight;
+                (square / (mean * mean) - 1.0).max(0.0)
+            });
+            out.push(PeriodSeries {
+                calls: agg.period_weight + new_exact as f64,
+                cv2,
+                whole: agg.periods_seen > 0,
+            });
+            agg.periods_seen = agg.periods_seen.saturating_add(1);
             agg.period_weight = 0.0;
+            agg.period_value = 0.0;
+            agg.period_square = 0.0;
+        }
+    }
+
+    /// The series known to the aggregator, in id order.
+    pub(crate) fn infos(&self) -> &[SeriesInfo] {
+        &self.infos
+    }
+
+    /// Records what the allocator decided for series `index`.
+    pub(crate) fn set_plan(&mut self, index: usize, plan: Plan) {
+        if let Some(agg) = self.series.get_mut(index) {
+            agg.plan = plan;
         }
     }
 

@@ -4,12 +4,17 @@
 
 use std::time::Duration;
 
-use super::controller::ControllerConfig;
+use super::controller::{ControllerConfig, ControllerMode};
+use crate::hot::cell::STEP_OFF;
 
 /// Validated engine settings.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
+    /// The rate the engine starts at (under error targeting: the base rate
+    /// before the first allocation).
     pub(crate) sample_rate: f64,
+    /// Error targeting's accuracy targets.
+    pub(crate) targets: TargetConfig,
     pub(crate) buffer_capacity: usize,
     pub(crate) shards: usize,
     pub(crate) export_interval: Duration,
@@ -25,9 +30,54 @@ pub(crate) struct Config {
     pub(crate) health: HealthConfig,
 }
 
+impl Config {
+    /// The step a new counter starts with (see `registry::configure`):
+    /// under error targeting exact until its rate is known, otherwise 1.
+    pub(crate) fn new_counter_step(&self) -> u64 {
+        if self.controller.mode == ControllerMode::ErrorTarget {
+            STEP_OFF
+        } else {
+            1
+        }
+    }
+}
+
 /// Smallest rate accepted: samplers work in `f32`, and a smaller rate
 /// would round to 0 there (never sampling) instead of being refused.
 pub(crate) const MIN_RATE: f64 = 1e-30;
+
+/// What error targeting aims at, per series and accuracy window.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TargetConfig {
+    /// Relative standard error of a counter's increase (and a histogram's
+    /// count) over one window.
+    pub(crate) relative_error: f64,
+    /// The accuracy window; `None` in the builder until resolved to the
+    /// export interval.
+    pub(crate) window: Option<Duration>,
+    /// The quantile whose rank each histogram should know ...
+    pub(crate) quantile: f64,
+    /// ... to within this rank error (one standard error) per window.
+    pub(crate) rank_error: f64,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        Self {
+            relative_error: 0.01,
+            window: None,
+            quantile: 0.99,
+            rank_error: 0.001,
+        }
+    }
+}
+
+impl TargetConfig {
+    /// The window in seconds (the builder always resolves it).
+    pub(crate) fn window_secs(&self) -> f64 {
+        self.window.map_or(10.0, |window| window.as_secs_f64())
+    }
+}
 
 /// The thresholds, from the builder.
 #[derive(Clone, Debug, PartialEq)]

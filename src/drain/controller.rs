@@ -36,7 +36,13 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ControllerMode {
-    /// The proportional policy described in the module docs (default).
+    /// Error targeting (the default when no rate is given): each series is
+    /// sampled just enough for its accuracy target (`drain/allocator.rs`);
+    /// the base rate and every series' step are set each period.
+    ErrorTarget,
+    /// The proportional buffer-pressure policy described in the module
+    /// docs: one rate for every sampled series (the default when a rate is
+    /// given).
     Adaptive,
     /// Halve above the high-water mark, ×1.5 below the low-water mark.
     Reference,
@@ -120,7 +126,8 @@ impl Observation {
 pub fn next_rate(config: &ControllerConfig, observed: &Observation) -> f64 {
     let rate = observed.rate;
     let next = match config.mode {
-        ControllerMode::Fixed => return rate,
+        // The allocator sets the rate in this mode.
+        ControllerMode::Fixed | ControllerMode::ErrorTarget => return rate,
         ControllerMode::Reference => {
             if observed.peak_utilisation > config.high_water || observed.drops > 0 {
                 rate * 0.5

@@ -14,8 +14,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::aggregate::Aggregator;
-use super::controller::{self, Observation};
+use super::config::Config;
+use super::controller::{self, ControllerMode, Observation};
 use super::shared::Shared;
+use super::targeting;
 use crate::hot::ring::Ring;
 use crate::report::snapshot::Snapshot;
 
@@ -58,26 +60,45 @@ fn run(shared: &Shared, exporters: &[Feed]) {
     let mut period = Period::start(shared, 0);
     let mut next_export = Instant::now() + config.export_interval;
     let mut overflowing = false;
+    let mut period_series = Vec::new();
+    let mut cv2_memory = Vec::new();
+    let mut sleep = config.drain_interval;
     // Acquire: pairs with the Release in `Engine::shutdown`.
     while !shared.stop.load(Ordering::Acquire) {
         shared.pipeline.clear_wake();
         let started = Instant::now();
-        let samples = {
+        let (samples, drained) = {
             let mut aggregator = shared.aggregator();
-            let (peak, _) = shared.drain(&mut aggregator);
+            let (peak, drained) = shared.drain(&mut aggregator);
             period.peak_utilisation = period.peak_utilisation.max(peak);
             shared.health.drained(peak);
-            aggregator.samples_recorded
+            (aggregator.samples_recorded, drained)
         };
         period.busy += started.elapsed();
         if period.started.elapsed() >= config.controller.period {
-            overflowing = control(shared, &period, samples, overflowing);
+            let mut aggregator = shared.aggregator();
+            aggregator.take_period(&mut period_series);
+            let observed = observe(shared, &period, samples);
+            overflowing = report_overflow(&observed, overflowing);
+            if config.controller.mode == ControllerMode::ErrorTarget {
+                targeting::retarget(
+                    shared,
+                    &mut aggregator,
+                    &period_series,
+                    &observed,
+                    &mut cv2_memory,
+                );
+            } else {
+                control(shared, &observed);
+            }
             shared.health.end_period(
                 &shared.config,
                 &shared.stats,
                 shared.pipeline.samples_dropped.load(Ordering::Relaxed),
-                &mut shared.aggregator(),
+                &aggregator,
+                &period_series,
             );
+            drop(aggregator);
             period = Period::start(shared, samples);
         }
         if Instant::now() >= next_export {
@@ -88,42 +109,59 @@ fn run(shared: &Shared, exporters: &[Feed]) {
             offer_snapshot(shared, exporters);
         }
         // Time spent parked is not busy time; only the drain above counts.
-        thread::park_timeout(config.drain_interval);
+        let deadlines = [next_export, period.started + config.controller.period];
+        sleep = next_sleep(config, sleep, drained, &deadlines);
+        thread::park_timeout(sleep);
     }
 }
 
-/// One controller step; returns whether the rings are overflowing now.
-fn control(shared: &Shared, period: &Period, samples: u64, was_overflowing: bool) -> bool {
+/// Longest sleep of an idle flusher: short enough that the drain-lag check
+/// never fires on an idle engine, long enough that an idle engine costs
+/// next to nothing (a few wake-ups a second).
+const IDLE_SLEEP: Duration = Duration::from_millis(100);
+
+/// How long to sleep before the next drain: `drain_interval` after a drain
+/// that found samples; after one that found none, twice the last sleep, up
+/// to [`IDLE_SLEEP`] (and half the drain-lag threshold), never past the
+/// next export or control deadline. A producer that finds a ring past half
+/// full wakes the flusher at once, so a burst after a quiet spell is
+/// drained as it comes.
+fn next_sleep(config: &Config, last: Duration, drained: usize, deadlines: &[Instant]) -> Duration {
+    if drained > 0 {
+        return config.drain_interval;
+    }
+    let now = Instant::now();
+    let until_deadline = deadlines
+        .iter()
+        .map(|deadline| deadline.saturating_duration_since(now))
+        .min()
+        .unwrap_or(IDLE_SLEEP);
+    (last * 2)
+        .min(IDLE_SLEEP)
+        .min(config.health.drain_lag / 2)
+        .min(until_deadline)
+        .max(config.drain_interval)
+}
+
+/// What the period just ended looked like.
+fn observe(shared: &Shared, period: &Period, samples: u64) -> Observation {
     let elapsed = period.started.elapsed().as_secs_f64();
     let dropped_now = shared.pipeline.samples_dropped.load(Ordering::Relaxed);
-    let drops = dropped_now - period.dropped_at_start;
-    let rate = f64::from(shared.pipeline.rate.rate());
-    let observation = Observation {
-        rate,
+    shared.stats.set_utilisation(period.peak_utilisation);
+    Observation {
+        rate: f64::from(shared.pipeline.rate.rate()),
         peak_utilisation: period.peak_utilisation,
         samples: samples - period.samples_at_start,
-        drops,
+        drops: dropped_now - period.dropped_at_start,
         busy_fraction: period.busy.as_secs_f64() / elapsed.max(1e-9),
         period_secs: elapsed,
-    };
-    shared.stats.set_utilisation(period.peak_utilisation);
-    let next = controller::next_rate(&shared.config.controller, &observation) as f32;
-    if next != rate as f32 {
-        shared.pipeline.rate.publish(next);
-        shared.stats.rate_changes.fetch_add(1, Ordering::Relaxed);
-        log::info!(
-            target: "hotmetrics",
-            old_rate = rate,
-            new_rate = f64::from(next),
-            peak_utilisation = observation.peak_utilisation,
-            drops = drops,
-            busy_fraction = observation.busy_fraction;
-            "sample rate {rate:.4} -> {next:.4} (peak ring use {:.0}%, {} drops, flusher busy {:.1}%)",
-            observation.peak_utilisation * 100.0,
-            drops,
-            observation.busy_fraction * 100.0
-        );
     }
+}
+
+/// Logs the start and end of ring overflow; returns whether the rings are
+/// overflowing now.
+fn report_overflow(observed: &Observation, was_overflowing: bool) -> bool {
+    let (drops, elapsed) = (observed.drops, observed.period_secs);
     let overflowing = drops > 0;
     if overflowing && !was_overflowing {
         log::warn!(
@@ -136,6 +174,28 @@ fn control(shared: &Shared, period: &Period, samples: u64, was_overflowing: bool
         log::info!(target: "hotmetrics", "ring overflow ended");
     }
     overflowing
+}
+
+/// One step of the one-rate controllers (pressure, reference, fixed).
+fn control(shared: &Shared, observation: &Observation) {
+    let rate = observation.rate;
+    let next = controller::next_rate(&shared.config.controller, observation) as f32;
+    if next != rate as f32 {
+        shared.pipeline.rate.publish(next);
+        shared.stats.rate_changes.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            target: "hotmetrics",
+            old_rate = rate,
+            new_rate = f64::from(next),
+            peak_utilisation = observation.peak_utilisation,
+            drops = observation.drops,
+            busy_fraction = observation.busy_fraction;
+            "sample rate {rate:.4} -> {next:.4} (peak ring use {:.0}%, {} drops, flusher busy {:.1}%)",
+            observation.peak_utilisation * 100.0,
+            observation.drops,
+            observation.busy_fraction * 100.0
+        );
+    }
 }
 
 fn offer_snapshot(shared: &Shared, exporters: &[Feed]) {

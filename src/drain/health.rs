@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::aggregate::Aggregator;
+use super::aggregate::{Aggregator, PeriodSeries};
 use super::config::{Config, HealthConfig};
 use crate::report::health::{Health, Reason, STORM_MIN_CALLS};
 use crate::report::stats::{CircuitState, SharedStats};
@@ -39,8 +39,6 @@ struct Period {
     history: Vec<[f64; STORM_HISTORY]>,
     /// An exporter fault seen and not yet followed by a successful export.
     fault: Option<Reason>,
-    /// Scratch: estimated calls per series in the period just ended.
-    arrivals: Vec<f64>,
 }
 
 /// The engine's counters at the end of a period.
@@ -102,14 +100,18 @@ impl Period {
 
     /// Series whose arrival rate this period jumped past `factor` times the
     /// lowest of the periods before; updates each series' history.
-    fn storms(&mut self, aggregator: &mut Aggregator, factor: f64, reasons: &mut Vec<Reason>) {
+    fn storms(
+        &mut self,
+        series: &[PeriodSeries],
+        aggregator: &Aggregator,
+        factor: f64,
+        reasons: &mut Vec<Reason>,
+    ) {
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
-        let mut arrivals = std::mem::take(&mut self.arrivals);
-        aggregator.take_period_arrivals(&mut arrivals);
-        if self.history.len() < arrivals.len() {
-            self.history.resize(arrivals.len(), [0.0; STORM_HISTORY]);
+        if self.history.len() < series.len() {
+            self.history.resize(series.len(), [0.0; STORM_HISTORY]);
         }
-        for (index, &calls) in arrivals.iter().enumerate() {
+        for (index, calls) in series.iter().map(|series| series.calls).enumerate() {
             let rate = calls / elapsed;
             let history = &mut self.history[index];
             let baseline = history
@@ -130,7 +132,6 @@ impl Period {
             history.rotate_left(1);
             history[STORM_HISTORY - 1] = rate;
         }
-        self.arrivals = arrivals;
     }
 
     /// Starts the next period from the counters now.
@@ -186,7 +187,6 @@ impl Monitor {
                 min_fill: None,
                 history: Vec::new(),
                 fault: None,
-                arrivals: Vec::new(),
             }),
             reasons: Mutex::new(Vec::new()),
         }
@@ -222,7 +222,8 @@ impl Monitor {
         engine: &Config,
         stats: &SharedStats,
         dropped: u64,
-        aggregator: &mut Aggregator,
+        aggregator: &Aggregator,
+        series: &[PeriodSeries],
     ) {
         let counters = Counters::read(stats, dropped, aggregator.samples_recorded);
         let mut period = lock(&self.period);
@@ -237,7 +238,7 @@ impl Monitor {
             }
         }
         reasons.extend(period.exporter_fault(&counters, stats));
-        period.storms(aggregator, engine.health.storm_factor, &mut reasons);
+        period.storms(series, aggregator, engine.health.storm_factor, &mut reasons);
         period.restart(&counters);
         drop(period);
         *lock(&self.reasons) = reasons;

@@ -15,9 +15,11 @@
 //! nothing here imports `export/` or `engine/`.
 
 pub(crate) mod aggregate;
+pub(crate) mod allocator;
 pub(crate) mod catalog;
 pub(crate) mod config;
 pub mod controller;
 pub(crate) mod flusher;
 pub(crate) mod health;
 pub(crate) mod shared;
+pub(crate) mod targeting;

@@ -82,7 +82,7 @@ impl Shared {
         // Observed values (OpenTelemetry observable instruments) are
         // recorded now, on this side, so they are in the series below.
         catalog::run_collectors();
-        let mut series = aggregator.series_snapshot();
+        let mut series = aggregator.series_snapshot(f64::from(self.pipeline.rate.rate()));
         let stats = self.stats(aggregator);
         series.extend(engine_series(&stats));
         Snapshot {
@@ -112,13 +112,7 @@ impl Shared {
 
 /// The engine's figures as series of their own, under `hotmetrics.`.
 fn engine_series(stats: &Stats) -> impl Iterator<Item = SeriesSnapshot> {
-    let counter = |value: f64| {
-        MetricValue::Counter(Estimate {
-            value,
-            std_error: 0.0,
-            exact: true,
-        })
-    };
+    let counter = |value: f64| MetricValue::Counter(Estimate::exact(value));
     let circuit = match stats.circuit {
         CircuitState::Closed => 0.0,
         CircuitState::HalfOpen => 0.5,
@@ -160,5 +154,7 @@ fn engine_series(stats: &Stats) -> impl Iterator<Item = SeriesSnapshot> {
             value,
             unit: None,
             description: None,
+            inclusion_prob: None,
+            target_met: None,
         })
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::handle::Engine;
-use crate::drain::config::{Config, HealthConfig, MIN_RATE};
+use crate::drain::config::{Config, HealthConfig, TargetConfig, MIN_RATE};
 use crate::drain::controller::{ControllerConfig, ControllerMode};
 use crate::error::{ConfigError, InstallError};
 use crate::export::exporter::Exporter;
@@ -27,7 +27,12 @@ use crate::hot::registry::DEFAULT_CARDINALITY_LIMIT;
 /// engine.shutdown().unwrap();
 /// ```
 pub struct Builder {
-    sample_rate: f64,
+    /// `Some` when set: a rate given and no mode picks the pressure
+    /// controller (explicit settings are never reinterpreted).
+    sample_rate: Option<f64>,
+    /// `Some` when set; otherwise chosen from `sample_rate` (see `mode`).
+    mode: Option<ControllerMode>,
+    targets: TargetConfig,
     bounds: Option<(f64, f64)>,
     buffer_capacity: usize,
     shards: Option<usize>,
@@ -48,6 +53,8 @@ impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("sample_rate", &self.sample_rate)
+            .field("mode", &self.mode)
+            .field("targets", &self.targets)
             .field("bounds", &self.bounds)
             .field("buffer_capacity", &self.buffer_capacity)
             .field("shards", &self.shards)
@@ -62,7 +69,9 @@ impl std::fmt::Debug for Builder {
 impl Default for Builder {
     fn default() -> Self {
         Self {
-            sample_rate: 0.03,
+            sample_rate: None,
+            mode: None,
+            targets: TargetConfig::default(),
             bounds: None,
             buffer_capacity: 8192,
             shards: None,
@@ -118,15 +127,89 @@ impl Engine {
     }
 }
 
+/// The rate a sampled series starts at when none is given.
+const DEFAULT_RATE: f64 = 0.03;
+/// Error targeting's default bounds on a series' inclusion probability:
+/// hot series go far below 1 %, and above ½ a series is recorded exactly.
+const TARGET_MIN_RATE: f64 = 1e-7;
+const TARGET_MAX_RATE: f64 = 0.5;
+
+fn parse_mode(setting: &str, raw: &str) -> Result<ControllerMode, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "target" | "error_target" | "error-target" => Ok(ControllerMode::ErrorTarget),
+        "adaptive" | "pressure" => Ok(ControllerMode::Adaptive),
+        "reference" => Ok(ControllerMode::Reference),
+        "fixed" => Ok(ControllerMode::Fixed),
+        _ => Err(ConfigError::new(
+            setting,
+            raw,
+            "target, adaptive (or pressure), reference or fixed",
+        )),
+    }
+}
+
+impl Builder {
+    /// The mode in force: the one set, else the pressure controller when a
+    /// rate was given, else error targeting.
+    fn mode(&self) -> ControllerMode {
+        match (self.mode, self.sample_rate) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => ControllerMode::Adaptive,
+            (None, None) => ControllerMode::ErrorTarget,
+        }
+    }
+
+    fn check_targets(&self) -> Result<(), ConfigError> {
+        let targets = &self.targets;
+        if !(targets.relative_error > 0.0 && targets.relative_error < 1.0) {
+            return Err(ConfigError::new(
+                "target_relative_error",
+                targets.relative_error,
+                "a relative standard error in (0, 1)",
+            ));
+        }
+        if targets.window.is_some_and(|window| window.is_zero()) {
+            return Err(ConfigError::new(
+                "accuracy_window",
+                "0s",
+                "a positive duration",
+            ));
+        }
+        if !(targets.quantile > 0.0 && targets.quantile < 1.0) {
+            return Err(ConfigError::new(
+                "quantile_target.quantile",
+                targets.quantile,
+                "a quantile in (0, 1)",
+            ));
+        }
+        if !(targets.rank_error > 0.0 && targets.rank_error < 1.0) {
+            return Err(ConfigError::new(
+                "quantile_target.rank_error",
+                targets.rank_error,
+                "a rank error in (0, 1)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Builder {
     /// Initial sample rate, in `(0, 1]` (default 0.03).
+    ///
+    /// Given without a [`controller_mode`](Builder::controller_mode), it
+    /// selects the buffer-pressure controller starting at this rate, as in
+    /// earlier releases: one rate for every sampled series. Under error
+    /// targeting (the default) it is only the base rate the engine starts
+    /// at, before the first allocation.
     pub fn sample_rate(mut self, rate: f64) -> Self {
-        self.sample_rate = rate;
+        self.sample_rate = Some(rate);
         self
     }
 
-    /// The adaptive controller's range (default 0.01–0.15, widened to
-    /// include `sample_rate` when not set explicitly).
+    /// Bounds on every sampled series' inclusion probability (under error
+    /// targeting; default 10⁻⁷–0.5, above which a series is recorded
+    /// exactly) or on the one rate (the other modes; default 0.01–0.15,
+    /// widened to include `sample_rate` when not set explicitly).
     pub fn rate_bounds(mut self, min: f64, max: f64) -> Self {
         self.bounds = Some((min, max));
         self
@@ -164,19 +247,53 @@ impl Builder {
         self
     }
 
-    /// Turns the adaptive controller on (default) or off (fixed rate).
+    /// `false`: one fixed rate for every sampled series
+    /// ([`ControllerMode::Fixed`] at `sample_rate`). `true` (the default)
+    /// keeps an adaptive mode: error targeting, or the pressure controller
+    /// when a `sample_rate` was given; it turns an explicit `Fixed` into
+    /// the pressure controller.
     pub fn adaptive(mut self, on: bool) -> Self {
-        self.controller.mode = if on {
-            ControllerMode::Adaptive
-        } else {
-            ControllerMode::Fixed
+        self.mode = match (on, self.mode) {
+            (false, _) => Some(ControllerMode::Fixed),
+            (true, Some(ControllerMode::Fixed)) => Some(ControllerMode::Adaptive),
+            (true, mode) => mode,
         };
         self
     }
 
-    /// Chooses the controller policy.
+    /// Chooses the policy: [`ControllerMode::ErrorTarget`] (the default
+    /// when no rate is given), [`ControllerMode::Adaptive`] (the
+    /// buffer-pressure controller, the default when a rate is given),
+    /// [`ControllerMode::Reference`] or [`ControllerMode::Fixed`].
     pub fn controller_mode(mut self, mode: ControllerMode) -> Self {
-        self.controller.mode = mode;
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Under error targeting: the relative standard error each sampled
+    /// counter's increase (and each histogram's count) should have over one
+    /// accuracy window, in `(0, 1)` (default 0.01). With unit increments,
+    /// 1 % needs about 10⁴ samples per window.
+    pub fn target_relative_error(mut self, relative_error: f64) -> Self {
+        self.targets.relative_error = relative_error;
+        self
+    }
+
+    /// Under error targeting: the window the accuracy target is for
+    /// (default: the export interval). A pull exporter has no interval of
+    /// its own: set the scrape interval here.
+    pub fn accuracy_window(mut self, window: Duration) -> Self {
+        self.targets.window = Some(window);
+        self
+    }
+
+    /// Under error targeting: the quantile whose rank each histogram should
+    /// know to within `rank_error` (one standard error) per accuracy window
+    /// (default p99 to ±0.001, about 10⁴ samples per window), independent
+    /// of the bucket layout.
+    pub fn quantile_target(mut self, quantile: f64, rank_error: f64) -> Self {
+        self.targets.quantile = quantile;
+        self.targets.rank_error = rank_error;
         self
     }
 
@@ -330,7 +447,26 @@ impl Builder {
                     let rate = parse_rate(key, raw)?;
                     check_rate(key, rate)
                         .map_err(|_| ConfigError::new(key, raw, "a number in (0, 1]"))?;
-                    self.sample_rate = rate;
+                    self.sample_rate = Some(rate);
+                }
+                "HOTMETRICS_MODE" => {
+                    self.mode = Some(parse_mode(key, raw)?);
+                }
+                "HOTMETRICS_TARGET_RELATIVE_ERROR" => {
+                    self.targets.relative_error = raw.trim().parse::<f64>().map_err(|_| {
+                        ConfigError::new(key, raw, "a relative standard error in (0, 1)")
+                    })?;
+                }
+                "HOTMETRICS_ACCURACY_WINDOW_MS" => {
+                    let millis = raw
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|millis| *millis > 0)
+                        .ok_or_else(|| {
+                            ConfigError::new(key, raw, "a whole number of milliseconds > 0")
+                        })?;
+                    self.targets.window = Some(Duration::from_millis(millis));
                 }
                 "HOTMETRICS_MIN_SAMPLE_RATE" => {
                     let rate = parse_rate(key, raw)?;
@@ -405,7 +541,15 @@ impl Builder {
 
     /// Validates every setting.
     pub(crate) fn config(&self) -> Result<Config, ConfigError> {
-        check_rate("sample_rate", self.sample_rate)?;
+        let mode = self.mode();
+        let sample_rate = self.sample_rate.unwrap_or(DEFAULT_RATE);
+        check_rate("sample_rate", sample_rate)?;
+        self.check_targets()?;
+        let (default_min, default_max) = if mode == ControllerMode::ErrorTarget {
+            (TARGET_MIN_RATE, TARGET_MAX_RATE)
+        } else {
+            (self.controller.min_rate, self.controller.max_rate)
+        };
         let (min_rate, max_rate) = match self.bounds {
             Some((min, max)) => {
                 check_rate("rate_bounds.min", min)?;
@@ -417,21 +561,16 @@ impl Builder {
                         "min <= max",
                     ));
                 }
-                if self.controller.mode != ControllerMode::Fixed
-                    && !(min..=max).contains(&self.sample_rate)
-                {
+                if mode != ControllerMode::Fixed && !(min..=max).contains(&sample_rate) {
                     return Err(ConfigError::new(
                         "sample_rate",
-                        self.sample_rate,
+                        sample_rate,
                         &format!("a rate within rate_bounds [{min}, {max}]"),
                     ));
                 }
                 (min, max)
             }
-            None => (
-                self.controller.min_rate.min(self.sample_rate),
-                self.controller.max_rate.max(self.sample_rate),
-            ),
+            None => (default_min.min(sample_rate), default_max.max(sample_rate)),
         };
         if self.buffer_capacity == 0 || self.buffer_capacity > 1 << 24 {
             return Err(ConfigError::new(
@@ -546,11 +685,15 @@ impl Builder {
             }
         }
         let mut controller = self.controller.clone();
+        controller.mode = mode;
         controller.min_rate = min_rate;
         controller.max_rate = max_rate;
-        controller.home_rate = self.sample_rate;
+        controller.home_rate = sample_rate;
+        let mut targets = self.targets.clone();
+        targets.window.get_or_insert(self.export_interval);
         Ok(Config {
-            sample_rate: self.sample_rate,
+            sample_rate,
+            targets,
             buffer_capacity: self.buffer_capacity,
             shards,
             export_interval: self.export_interval,

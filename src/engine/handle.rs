@@ -53,7 +53,11 @@ impl Engine {
             config.histogram_max,
         ));
         let shared = Arc::new(Shared::new(config, pipeline.clone()));
-        registry::configure(&shared.config.never_sample, shared.config.cardinality_limit);
+        registry::configure(
+            &shared.config.never_sample,
+            shared.config.new_counter_step(),
+            shared.config.cardinality_limit,
+        );
         if !pipeline::install(pipeline.clone()) {
             return Err(InstallError::AlreadyInstalled);
         }

@@ -108,16 +108,8 @@ pub(crate) mod fixtures {
         let sum = values.iter().sum::<f64>() * weight as f64;
         let exact = weight == 1;
         HistogramSnapshot {
-            count: Estimate {
-                value: count,
-                std_error: 0.0,
-                exact,
-            },
-            sum: Estimate {
-                value: sum,
-                std_error: 0.0,
-                exact,
-            },
+            count: Estimate::new(count, 0.0, exact, values.len() as u64),
+            sum: Estimate::new(sum, 0.0, exact, values.len() as u64),
             min: values.iter().copied().reduce(f64::min),
             max: values.iter().copied().reduce(f64::max),
             min_max_exact: exact,

@@ -7,15 +7,18 @@
 //!
 //! * `0`: not resolved yet (first call, or no engine so far);
 //! * `cell | TAG_SAMPLED`: the common case, calls go through the sampler;
-//! * `cell | TAG_EXACT`: every call is recorded (critical, gauge, or a name
-//!   the engine's `never_sample` matches);
+//! * `cell | TAG_EXACT`: every call is recorded (critical, gauge, up-down,
+//!   a name the engine's `never_sample` matches, or a series the allocator
+//!   made exact);
 //! * `TAG_DISABLED`: the registration was refused (bad name, kind clash);
 //!   calls do nothing.
 //!
 //! The hot path does not read the word. It reads the callsite's *step*, the
-//! amount a call takes off the thread's countdown: `1` for a sampled
-//! callsite, [`STEP_OFF`] (`u64::MAX`) for every other state, which no
-//! countdown can pay without borrowing. The whole unsampled path is then
+//! amount a call takes off the thread's countdown: its series' step
+//! `s ≥ 1` for a sampled callsite (the call is then sampled with
+//! `π = 1 − (1 − p)^s`, see `sampler.rs`), [`STEP_OFF`] (`u64::MAX`) for
+//! every other state, which no countdown can pay without borrowing. The
+//! whole unsampled path is then
 //! `countdown −= step` and a branch on the borrow, the same three
 //! instructions as a bare countdown, and exact, disabled and unresolved
 //! callsites still leave it on every call (the cold path gives the
@@ -23,8 +26,9 @@
 //! dispatches on the word itself, so a call that raced a re-tagging is
 //! handled by what the word says.
 //!
-//! Both are `Relaxed` loads of memory written once per engine install, so
-//! their cache line stays shared.
+//! Both are `Relaxed` loads of memory written at an engine install and when
+//! the allocator changes the series' step (once per control period at
+//! most), so their cache line stays shared.
 
 use crate::sync::statics::{AtomicU64, AtomicUsize, Ordering};
 
@@ -37,7 +41,7 @@ pub(crate) const TAG_DISABLED: usize = 3;
 
 /// The step of a callsite that is not sampled (exact, disabled, or not
 /// resolved yet): larger than any countdown, so every call borrows.
-pub(crate) const STEP_OFF: u64 = u64::MAX;
+pub(crate) use super::cell::STEP_OFF;
 
 /// Static description of one `record!` site, plus its cached series.
 #[derive(Debug)]
@@ -90,12 +94,12 @@ impl Callsite {
     }
 
     pub(crate) fn store(&self, state: usize) {
-        self.state.store(state, Ordering::Relaxed);
         let step = if state & TAG_MASK == TAG_SAMPLED {
-            1
+            cell_of(state).step()
         } else {
             STEP_OFF
         };
+        self.state.store(state, Ordering::Relaxed);
         self.step.store(step, Ordering::Relaxed);
     }
 }

@@ -8,7 +8,12 @@
 
 use super::sample::MetricId;
 use super::spill::Spill;
-use crate::sync::{AtomicF64, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicF64, AtomicU64, Ordering};
+
+/// The step of a series whose every call is recorded: no countdown can pay
+/// it without borrowing (countdowns stay below `2^63`), so every call
+/// leaves the fast path.
+pub(crate) const STEP_OFF: u64 = u64::MAX;
 
 /// The kind of instrument a series belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,6 +30,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Gauges (a last value) and up-down counters (a level: its sampling
+    /// variance would grow with every change ever made) record every call,
+    /// in every mode.
+    pub(crate) fn always_exact(self) -> bool {
+        matches!(self, Kind::Gauge | Kind::UpDown)
+    }
+
     /// Lower-case name used in messages and the stdout exporter.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,11 +53,15 @@ impl Kind {
 pub struct SeriesCell {
     pub(crate) id: MetricId,
     pub(crate) kind: Kind,
-    /// What a handle call takes off the thread's countdown: 1 for a sampled
-    /// series, `u64::MAX` for one whose every call is recorded (a gauge, or
-    /// a name the engine's `never_sample` matches, set by the registry when
-    /// an engine is installed); see `callsite.rs`.
+    /// What a call takes off the thread's countdown: the series' *step*
+    /// `s ≥ 1` while it is sampled (each call then is sampled with
+    /// `π = 1 − (1 − p)^s`), `STEP_OFF` while every call is recorded; see
+    /// `callsite.rs`. Written by the registry (install, allocation).
     step: AtomicU64,
+    /// Exact by design, whatever the allocation: a gauge, an up-down
+    /// counter (a level is never sampled), a name the engine's
+    /// `never_sample` matches. Written by the registry.
+    pinned: AtomicBool,
     /// Exact integer total (counters: Σ increments; up-down: Σ deltas as
     /// wrapping `i64`).
     pub(crate) exact_int: AtomicU64,
@@ -64,7 +80,8 @@ impl SeriesCell {
         Self {
             id,
             kind,
-            step: AtomicU64::new(if kind == Kind::Gauge { u64::MAX } else { 1 }),
+            step: AtomicU64::new(if kind.always_exact() { STEP_OFF } else { 1 }),
+            pinned: AtomicBool::new(kind.always_exact()),
             exact_int: AtomicU64::new(0),
             exact_float: AtomicF64::new(0.0),
             exact_calls: AtomicU64::new(0),
@@ -83,23 +100,33 @@ impl SeriesCell {
         self.kind
     }
 
-    /// True when every call of the series is recorded (gauges always).
+    /// True when every call of the series is recorded now.
     pub(crate) fn is_exact(&self) -> bool {
-        self.step() == u64::MAX
+        self.step() == STEP_OFF
     }
 
-    /// Marks the series exact (every call recorded) or sampled; a gauge
-    /// stays exact.
-    pub(crate) fn set_exact(&self, exact: bool) {
-        let step = if exact || self.kind == Kind::Gauge {
-            u64::MAX
-        } else {
-            1
-        };
-        self.step.store(step, Ordering::Relaxed);
+    /// True when the series is exact by design (see the field).
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned.load(Ordering::Relaxed)
     }
 
-    /// The handle path's step (see the field).
+    /// Pins the series exact (`never_sample`), or unpins it to `step`; a
+    /// kind that is always exact stays pinned.
+    pub(crate) fn pin(&self, exact_by_name: bool, step: u64) {
+        let pinned = exact_by_name || self.kind.always_exact();
+        self.pinned.store(pinned, Ordering::Relaxed);
+        self.step
+            .store(if pinned { STEP_OFF } else { step }, Ordering::Relaxed);
+    }
+
+    /// Sets the step of an unpinned series (`STEP_OFF`: exact for now).
+    pub(crate) fn set_step(&self, step: u64) {
+        if !self.is_pinned() {
+            self.step.store(step.max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// The series' step (see the field).
     #[inline(always)]
     pub(crate) fn step(&self) -> u64 {
         self.step.load(Ordering::Relaxed)

@@ -71,7 +71,7 @@ where
     if thread::skip_by(1) {
         return;
     }
-    slow::resolving_call(value.to_f64(), resolve);
+    slow::resolving_call(value.to_f64(), 1, resolve);
 }
 
 #[cfg_attr(not(feature = "otel-api"), allow(unused_imports))]
@@ -88,8 +88,7 @@ pub fn gauge<V: Value>(callsite: &'static Callsite, value: V) {
     if state & TAG_MASK == TAG_EXACT {
         slow::set_gauge(cell_of(state), value.to_f64());
     } else {
-        // Not resolved yet: a gauge took no step (0) to give back.
-        slow::callsite_call(callsite, 0, value);
+        slow::gauge_call(callsite, value);
     }
 }
 

@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use super::callsite::{pack, Callsite, TAG_DISABLED, TAG_EXACT, TAG_SAMPLED};
+use super::callsite::{
+    cell_of, pack, Callsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK, TAG_SAMPLED,
+};
 use super::cell::{Kind, SeriesCell};
 use super::sample::MetricId;
 use crate::error::RegistrationError;
@@ -58,6 +60,13 @@ struct Registry {
     metrics: HashMap<Arc<str>, Metric>,
     callsites: Vec<&'static Callsite>,
     never_sample: Vec<String>,
+    /// The step a new counter starts with: `STEP_OFF` (exact until its rate
+    /// is known) under error targeting, 1 otherwise.
+    new_counter_step: u64,
+    /// The step a new histogram starts with: the one that gives the
+    /// engine's starting rate off the base rate in force (1 until the
+    /// allocator changes the base rate).
+    new_histogram_step: u64,
     cardinality_limit: usize,
     /// Label sets routed to an overflow series.
     overflowed: u64,
@@ -73,6 +82,8 @@ fn registry() -> MutexGuard<'static, Registry> {
                 metrics: HashMap::new(),
                 callsites: Vec::new(),
                 never_sample: Vec::new(),
+                new_counter_step: 1,
+                new_histogram_step: 1,
                 cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
                 overflowed: 0,
             })
@@ -201,9 +212,7 @@ impl Registry {
     fn create(&mut self, name: Arc<str>, kind: Kind, labels: Labels) -> &'static SeriesCell {
         let id = MetricId(self.series.len() as u32);
         let cell: &'static SeriesCell = Box::leak(Box::new(SeriesCell::new(id, kind)));
-        if self.exact_by_name(&name) {
-            cell.set_exact(true);
-        }
+        cell.pin(self.exact_by_name(&name), self.new_step(kind));
         self.series.push(SeriesInfo {
             cell,
             name,
@@ -211,6 +220,36 @@ impl Registry {
             labels,
         });
         cell
+    }
+
+    /// The step a new (or newly configured) series of `kind` starts with.
+    fn new_step(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::Counter => self.new_counter_step,
+            Kind::Histogram => self.new_histogram_step,
+            Kind::UpDown | Kind::Gauge => STEP_OFF,
+        }
+    }
+
+    /// Writes each resolved callsite's word and step from its series' cell
+    /// (only those that changed).
+    fn retag_callsites(&self) {
+        for &callsite in &self.callsites {
+            let state = callsite.state();
+            if state & TAG_MASK == TAG_DISABLED {
+                continue;
+            }
+            let cell = cell_of(state);
+            let retagged = pack(cell, self.tag(callsite, cell));
+            let step = if retagged & TAG_MASK == TAG_SAMPLED {
+                cell.step()
+            } else {
+                STEP_OFF
+            };
+            if retagged != state || step != callsite.step() {
+                callsite.store(retagged);
+            }
+        }
     }
 
     fn tag(&self, callsite: &Callsite, cell: &SeriesCell) -> usize {
@@ -257,28 +296,43 @@ pub(crate) fn series(
     registry().lookup(name, kind, labels)
 }
 
-/// Applies a newly installed engine's settings: `never_sample` prefixes
-/// (re-tagging every resolved callsite and cell) and the cardinality limit,
-/// and clears every series' totals so the engine starts from zero.
-pub(crate) fn configure(never_sample: &[String], cardinality_limit: usize) {
+/// Applies a newly installed engine's settings: `never_sample` prefixes,
+/// the step new counters start with (`STEP_OFF`: exact until their rate is
+/// known) and the cardinality limit; resets every series' step and totals
+/// so the engine starts from zero, and re-tags every resolved callsite.
+pub(crate) fn configure(never_sample: &[String], new_counter_step: u64, cardinality_limit: usize) {
     let mut registry = registry();
     registry.never_sample = never_sample.to_vec();
+    registry.new_counter_step = new_counter_step;
+    registry.new_histogram_step = 1;
     registry.cardinality_limit = cardinality_limit;
     registry.overflowed = 0;
-    for index in 0..registry.series.len() {
-        let info = &registry.series[index];
-        info.cell.set_exact(registry.exact_by_name(&info.name));
+    for info in &registry.series {
+        info.cell.pin(
+            registry.exact_by_name(&info.name),
+            registry.new_step(info.kind),
+        );
         info.cell.reset();
     }
-    for index in 0..registry.callsites.len() {
-        let callsite = registry.callsites[index];
-        let state = callsite.state();
-        if state & super::callsite::TAG_MASK == TAG_DISABLED {
-            continue;
+    registry.retag_callsites();
+}
+
+/// Sets the step of every series `step_of` has one for (pinned series keep
+/// theirs; `STEP_OFF` makes a series exact for now) and the step new
+/// histograms start with, then brings every resolved callsite in line.
+/// Called by the allocator once per period.
+pub(crate) fn apply_steps(
+    mut step_of: impl FnMut(&SeriesInfo) -> Option<u64>,
+    new_histogram_step: u64,
+) {
+    let mut registry = registry();
+    registry.new_histogram_step = new_histogram_step.max(1);
+    for info in &registry.series {
+        if let Some(step) = step_of(info) {
+            info.cell.set_step(step);
         }
-        let cell = super::callsite::cell_of(state);
-        callsite.store(pack(cell, registry.tag(callsite, cell)));
     }
+    registry.retag_callsites();
 }
 
 /// Series registered at index `from` and after, in id order.

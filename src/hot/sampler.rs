@@ -102,31 +102,34 @@ impl Sampler {
         self.countdown.set(self.countdown.get().wrapping_add(step));
     }
 
-    /// Decides the call whose countdown ran out: `Some(p)` if it is sampled,
-    /// with the probability it was sampled with.
+    /// Decides the call whose countdown ran out when it took `step` off it:
+    /// `Some(π)` if it is sampled, with the probability it was sampled with,
+    /// `π = 1 − (1 − p)^step` for the `p` its countdown was drawn at.
     #[inline]
-    pub fn decide(&self, rate: &RateCell) -> Option<f32> {
+    pub fn decide(&self, rate: &RateCell, step: u64) -> Option<f32> {
         let held = self.prob.get();
         if held > 0.0 {
-            // The scheduled success: this call is the sample its skip led to.
+            // The scheduled success fell within this call's `step` trials:
+            // the call is the sample its skip led to.
             self.schedule(rate);
-            return Some(held);
+            return Some(inclusion_prob(held, step));
         }
-        self.fresh_trial(rate)
+        self.fresh_trial(rate, step)
     }
 
     /// Nothing scheduled (a fresh thread, or one that was parked): this call
-    /// is a fresh Bernoulli(p) trial; draw the number of failures before the
-    /// first success, counting this call.
+    /// is `step` fresh Bernoulli(p) trials; draw the number of failures
+    /// before the first success: the call is sampled iff it is below `step`,
+    /// and otherwise the rest is the countdown.
     #[cold]
     #[inline(never)]
-    fn fresh_trial(&self, rate: &RateCell) -> Option<f32> {
+    fn fresh_trial(&self, rate: &RateCell, step: u64) -> Option<f32> {
         let (failures, p) = self.next_skip(rate);
-        if failures == 0 {
+        if failures < step {
             self.schedule(rate);
-            Some(p)
+            Some(inclusion_prob(p, step))
         } else {
-            self.countdown.set(failures - 1);
+            self.countdown.set(failures - step);
             self.prob.set(p);
             None
         }
@@ -203,6 +206,19 @@ impl Sampler {
     }
 }
 
+/// The probability that a call taking `step` unit trials of probability `p`
+/// off the countdown is sampled: `1 − (1 − p)^step`, computed as
+/// `−expm1(step · ln1p(−p))` in `f64` so that small probabilities and
+/// large steps keep their precision. A step of 1 is `p` itself.
+#[inline]
+pub fn inclusion_prob(p: f32, step: u64) -> f32 {
+    if step == 1 {
+        return p;
+    }
+    let p = f64::from(p);
+    (-(step as f64 * (-p).ln_1p()).exp_m1()) as f32
+}
+
 #[cold]
 #[inline(never)]
 fn fresh_seed() -> u64 {
@@ -271,7 +287,7 @@ mod tests {
             if sampler.skip() {
                 continue;
             }
-            if let Some(p) = sampler.decide(rate) {
+            if let Some(p) = sampler.decide(rate, 1) {
                 sampled += 1;
                 probs.push(p);
             }
@@ -316,7 +332,7 @@ mod tests {
         let skipped = (0..NO_ENGINE_RECHECK).filter(|_| sampler.skip()).count();
         assert_eq!(skipped as u64, NO_ENGINE_RECHECK);
         assert!(!sampler.skip());
-        assert_eq!(sampler.decide(&cell), Some(1.0));
+        assert_eq!(sampler.decide(&cell, 1), Some(1.0));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::callsite::{cell_of, Callsite, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
+use super::callsite::{cell_of, Callsite, STEP_OFF, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
 use super::cell::{Kind, SeriesCell};
 use super::pipeline::{self, Pipeline};
 use super::registry;
@@ -17,8 +17,9 @@ use super::value::Value;
 /// Where a call that left the fast path goes.
 #[derive(Clone, Copy, Debug)]
 enum Route {
-    /// The countdown ran out on a sampled series: decide, check, push.
-    Sampled(&'static SeriesCell),
+    /// The countdown ran out on a sampled series during this call's `step`
+    /// trials: decide, check, push.
+    Sampled(&'static SeriesCell, u64),
     /// Every call of this series is recorded.
     Exact(&'static SeriesCell),
     /// A disabled series, or a sampled one whose call is not a sample.
@@ -26,32 +27,42 @@ enum Route {
 }
 
 /// Routes a callsite's call that borrowed `step` from the countdown: a
-/// sampled callsite whose countdown ran out (`step == 1`), or a callsite
-/// that is exact, disabled or not resolved yet (`STEP_OFF`; 0 for a gauge,
-/// which takes no step).
+/// sampled callsite whose countdown ran out during its `step` trials, or a
+/// callsite that is exact, disabled or not resolved yet (`STEP_OFF`).
 #[inline(always)]
 fn route(callsite: &'static Callsite, step: u64) -> Route {
     let mut state = callsite.state();
-    if step == 1 {
+    if step != STEP_OFF {
         if state & TAG_MASK == TAG_SAMPLED {
-            return Route::Sampled(cell_of(state));
+            return Route::Sampled(cell_of(state), step);
         }
         // Re-tagged since the step was read: the countdown this call used
         // up is the thread's, so draw the next one, then treat the call as
         // what its callsite is now.
-        redraw();
+        redraw(step);
     } else {
         // Not the sampler's call: give the countdown back.
         thread::with(|local| local.sampler().give_back(step));
         if state == 0 {
             // Resolved on first use even with no engine installed: a
-            // sampled callsite then gets its step of 1, and its later calls
-            // stay on the countdown path (an engine installed later
+            // sampled callsite then gets its series' step, and its later
+            // calls stay on the countdown path (an engine installed later
             // re-tags it).
             state = registry::resolve_callsite(callsite);
-            if state & TAG_MASK == TAG_SAMPLED && !thread::skip_by(1) {
-                return Route::Sampled(cell_of(state));
-            }
+        }
+        if state & TAG_MASK == TAG_SAMPLED {
+            // Just resolved, or re-tagged sampled since the step was read:
+            // this call is a trial with the callsite's step now (1 if that
+            // store is not visible yet; the sample carries what it used).
+            let step = match callsite.step() {
+                STEP_OFF => 1,
+                step => step,
+            };
+            return if thread::skip_by(step) {
+                Route::Nothing
+            } else {
+                Route::Sampled(cell_of(state), step)
+            };
         }
     }
     match state & TAG_MASK {
@@ -75,14 +86,13 @@ fn exact_route(cell: &'static SeriesCell) -> Route {
 #[inline(always)]
 fn record<V: Value>(route: Route, value: V) {
     match route {
-        Route::Sampled(cell) => sample(cell, value.to_f64(), None),
+        Route::Sampled(cell, step) => sample(cell, value.to_f64(), Pending::Undecided(step)),
         Route::Exact(cell) => exact(cell, value),
         Route::Nothing => {}
     }
 }
 
-/// The cold half of `record::sampled` (and of a gauge whose callsite is not
-/// resolved yet).
+/// The cold half of `record::sampled`.
 #[cold]
 #[inline(never)]
 pub(super) fn callsite_call<V: Value>(callsite: &'static Callsite, step: u64, value: V) {
@@ -93,8 +103,8 @@ pub(super) fn callsite_call<V: Value>(callsite: &'static Callsite, step: u64, va
 #[cold]
 #[inline(never)]
 pub(super) fn cell_call<V: Value>(cell: &'static SeriesCell, step: u64, value: V) {
-    let route = if step == 1 {
-        Route::Sampled(cell)
+    let route = if step != STEP_OFF {
+        Route::Sampled(cell, step)
     } else {
         thread::with(|local| local.sampler().give_back(step));
         exact_route(cell)
@@ -102,10 +112,25 @@ pub(super) fn cell_call<V: Value>(cell: &'static SeriesCell, step: u64, value: V
     record(route, value);
 }
 
-/// The cold half of `record::sampled_resolving`.
+/// The cold half of `record::gauge` for a callsite not resolved yet (a
+/// gauge takes no step: it is always exact).
 #[cold]
 #[inline(never)]
-pub(super) fn resolving_call<F>(value: f64, resolve: F)
+pub(super) fn gauge_call<V: Value>(callsite: &'static Callsite, value: V) {
+    let mut state = callsite.state();
+    if state == 0 {
+        state = registry::resolve_callsite(callsite);
+    }
+    if state & TAG_MASK == TAG_EXACT {
+        record(exact_route(cell_of(state)), value);
+    }
+}
+
+/// The cold half of `record::sampled_resolving`, whose countdown ran out
+/// during its `step` trials.
+#[cold]
+#[inline(never)]
+pub(super) fn resolving_call<F>(value: f64, step: u64, resolve: F)
 where
     F: FnOnce() -> Option<&'static SeriesCell>,
 {
@@ -115,11 +140,11 @@ where
         return;
     }
     match resolve() {
-        Some(cell) => sample(cell, value, None),
+        Some(cell) => sample(cell, value, Pending::Undecided(step)),
         // A refused series records nothing, but the countdown this call
         // exhausted is shared by every metric of the thread: draw the next
         // one as a sampled call would.
-        None => redraw(),
+        None => redraw(step),
     }
 }
 
@@ -140,7 +165,7 @@ pub struct Timer {
 #[inline(never)]
 pub(super) fn timed_call(callsite: &'static Callsite, step: u64) -> Option<Timer> {
     let (cell, inclusion_prob) = match route(callsite, step) {
-        Route::Sampled(cell) => (cell, decide_only()?),
+        Route::Sampled(cell, step) => (cell, decide_only(step)?),
         Route::Exact(cell) => (cell, 1.0),
         Route::Nothing => return None,
     };
@@ -159,28 +184,28 @@ pub fn timed_end(timer: Timer) {
     push_decided(timer.cell, timer.inclusion_prob, elapsed_ns);
 }
 
-/// Draws the next skip for a countdown that ran out on a call that is not
-/// recorded through the sampler.
+/// Draws the next skip for a countdown that ran out (during `step` trials)
+/// on a call that is not recorded through the sampler.
 #[cold]
 #[inline(never)]
-fn redraw() {
-    let _ = decide_only();
+fn redraw(step: u64) {
+    let _ = decide_only(step);
 }
 
-/// Decides a call whose countdown ran out without recording anything yet:
-/// the probability it is sampled with, or `None` (not sampled, or no
-/// engine: the sampler parks).
-fn decide_only() -> Option<f32> {
+/// Decides a call whose countdown ran out during its `step` trials without
+/// recording anything yet: the probability it is sampled with, or `None`
+/// (not sampled, or no engine: the sampler parks).
+fn decide_only(step: u64) -> Option<f32> {
     let cached = thread::with(|local| {
         let pipeline = local.cached_pipeline()?;
-        Some(local.sampler().decide(&pipeline.rate))
+        Some(local.sampler().decide(&pipeline.rate, step))
     });
     if let Some(decision) = cached {
         return decision;
     }
     let installed = pipeline::installed();
     thread::with(|local| match installed.as_deref() {
-        Some(pipeline) => local.sampler().decide(&pipeline.rate),
+        Some(pipeline) => local.sampler().decide(&pipeline.rate, step),
         None => {
             local.sampler().park();
             None
@@ -191,7 +216,16 @@ fn decide_only() -> Option<f32> {
 /// Pushes one histogram value already decided on, with the probability it
 /// was recorded with (exact calls: 1; `timed`: what `timed_call` drew).
 pub(super) fn push_decided(cell: &'static SeriesCell, inclusion_prob: f32, value: f64) {
-    sample(cell, value, Some(inclusion_prob));
+    sample(cell, value, Pending::Decided(inclusion_prob));
+}
+
+/// Where a call stands before its sample is pushed.
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    /// Its countdown ran out during its `step` trials: the sampler decides.
+    Undecided(u64),
+    /// Recorded with this probability already (exact calls: 1; `timed`).
+    Decided(f32),
 }
 
 /// What one attempt at a sampled call did.
@@ -205,15 +239,15 @@ enum Attempt {
     Closed(Sample),
 }
 
-/// Decides (unless `decided` already says with which probability), checks
-/// and pushes one call of `cell` through the thread's cached pipeline; when
+/// Decides (unless it is `Decided` already), checks and pushes one call of
+/// `cell` through the thread's cached pipeline; when
 /// there is none, or it was closed, reloads the thread's handle and tries
 /// again, at most twice. A sample whose pipeline is closed on the last try
 /// belongs to a call made after shutdown and is dropped like every such
 /// call.
 #[cold]
 #[inline(never)]
-fn sample(cell: &'static SeriesCell, value: f64, decided: Option<f32>) {
+fn sample(cell: &'static SeriesCell, value: f64, decided: Pending) {
     let mut pending: Option<Sample> = None;
     for attempt in 0..3 {
         if attempt > 0 && thread::reload() == Reload::Unavailable {
@@ -229,7 +263,7 @@ fn sample(cell: &'static SeriesCell, value: f64, decided: Option<f32>) {
             Attempt::Closed(sample) => pending = Some(sample),
             Attempt::NoPipeline if attempt > 0 => {
                 // Reloaded, and still none: no engine installed.
-                if decided.is_none() && pending.is_none() {
+                if matches!(decided, Pending::Undecided(_)) && pending.is_none() {
                     thread::with(|local| local.sampler().park());
                 }
                 return;
@@ -247,13 +281,13 @@ fn sample(cell: &'static SeriesCell, value: f64, decided: Option<f32>) {
 fn sample_uncached(
     cell: &'static SeriesCell,
     value: f64,
-    decided: Option<f32>,
+    decided: Pending,
     pending: Option<Sample>,
 ) {
     let installed = pipeline::installed();
     thread::with(|local| {
         let Some(pipeline) = installed.as_deref() else {
-            if decided.is_none() && pending.is_none() {
+            if matches!(decided, Pending::Undecided(_)) && pending.is_none() {
                 local.sampler().park();
             }
             return;
@@ -265,23 +299,23 @@ fn sample_uncached(
 }
 
 /// One attempt on `pipeline`: the sample `pending` from an earlier attempt,
-/// or a new one decided (with `decided`'s probability, or by the sampler)
-/// and checked; then the push.
+/// or a new one decided (by the sampler, or as `decided` says) and checked;
+/// then the push.
 #[inline(always)]
 fn push(
     local: &Local,
     pipeline: &Pipeline,
     cell: &'static SeriesCell,
     value: f64,
-    decided: Option<f32>,
+    decided: Pending,
     pending: Option<Sample>,
 ) -> Attempt {
     let sample = match pending {
         Some(sample) => sample,
         None => {
             let inclusion_prob = match decided {
-                Some(inclusion_prob) => inclusion_prob,
-                None => match local.sampler().decide(&pipeline.rate) {
+                Pending::Decided(inclusion_prob) => inclusion_prob,
+                Pending::Undecided(step) => match local.sampler().decide(&pipeline.rate, step) {
                     Some(inclusion_prob) => inclusion_prob,
                     None => return Attempt::Done,
                 },

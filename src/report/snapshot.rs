@@ -20,7 +20,12 @@ use crate::hot::registry::Labels;
 /// the samples and `std_error` the square root of its unbiased variance
 /// estimate Σ v²(1−p)/p². The interval `value ± 1.96·std_error` covers the
 /// true total about 95 % of the time. For an exact series `std_error` is 0.
+///
+/// A sampled series with no sample yet reads `0 ± 0` with `samples == 0`:
+/// that is not a confident zero. [`Estimate::calls_upper_bound`] then says
+/// how many calls it may have had unseen.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Estimate {
     /// The estimate.
     pub value: f64,
@@ -28,9 +33,42 @@ pub struct Estimate {
     pub std_error: f64,
     /// True when every call was recorded (no sampling involved).
     pub exact: bool,
+    /// Samples behind the estimate (drained and spilled; 0 for an exact
+    /// series).
+    pub samples: u64,
+    /// For a sampled series with no sample: the 95 % upper bound on the
+    /// calls it may have had unseen, `ln 20 / −ln(1 − π) ≈ 3/π` at its
+    /// inclusion probability `π` now. `None` otherwise.
+    pub calls_upper_bound: Option<f64>,
 }
 
 impl Estimate {
+    /// An estimate of `value ± std_error` from `samples` samples (`exact`
+    /// when every call was recorded).
+    pub fn new(value: f64, std_error: f64, exact: bool, samples: u64) -> Self {
+        Self {
+            value,
+            std_error,
+            exact,
+            samples,
+            calls_upper_bound: None,
+        }
+    }
+
+    /// An exact total.
+    pub fn exact(value: f64) -> Self {
+        Self::new(value, 0.0, true, 0)
+    }
+
+    /// `std_error / |value|` (0 for an exact or zero estimate).
+    pub fn relative_error(&self) -> f64 {
+        if self.value == 0.0 {
+            0.0
+        } else {
+            self.std_error / self.value.abs()
+        }
+    }
+
     /// `value ± z·std_error`.
     pub fn interval(&self, z: f64) -> (f64, f64) {
         (
@@ -120,6 +158,7 @@ pub enum MetricValue {
 
 /// One series in a snapshot.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SeriesSnapshot {
     /// Metric name.
     pub name: Arc<str>,
@@ -133,9 +172,31 @@ pub struct SeriesSnapshot {
     /// Description the metric was declared with (OpenTelemetry instruments'
     /// `with_description`), for exporters; `None` when undeclared.
     pub description: Option<Arc<str>>,
+    /// The probability each call of the series is sampled with now; `None`
+    /// when every call is recorded.
+    pub inclusion_prob: Option<f64>,
+    /// Under error targeting: whether the series' sampling now is expected
+    /// to meet its accuracy target (`false` when the sampling budget binds).
+    /// `None` in the other modes, for exact series, and for a series whose
+    /// rate is not known yet.
+    pub target_met: Option<bool>,
 }
 
 impl SeriesSnapshot {
+    /// A series with no declared unit or description and no sampling
+    /// figures (exporter tests build snapshots with it).
+    pub fn new(name: impl Into<Arc<str>>, labels: Labels, value: MetricValue) -> Self {
+        Self {
+            name: name.into(),
+            labels,
+            value,
+            unit: None,
+            description: None,
+            inclusion_prob: None,
+            target_met: None,
+        }
+    }
+
     /// The instrument kind.
     pub fn kind(&self) -> Kind {
         match self.value {

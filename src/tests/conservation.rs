@@ -99,7 +99,7 @@ fn produce(producer: &Producer, rate: f32) -> Expected {
         if replay.skip() {
             return;
         }
-        if let Some(p) = replay.decide(&rate_cell) {
+        if let Some(p) = replay.decide(&rate_cell, 1) {
             let entry = expected.sampled.entry(series).or_default();
             let p = f64::from(p);
             entry.0 += 1;

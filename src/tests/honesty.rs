@@ -123,7 +123,7 @@ fn nominal_95_percent_intervals_cover_the_truth_in_93_to_97_percent_of_1000_tria
                 if sampler.skip() {
                     continue;
                 }
-                if let Some(inclusion_prob) = sampler.decide(&rate) {
+                if let Some(inclusion_prob) = sampler.decide(&rate, 1) {
                     if id == counter {
                         sampled_plain_total += value;
                     }
@@ -226,7 +226,7 @@ fn check_quantiles(name: &str, mut draw: impl FnMut(&mut fastrand::Rng) -> f64, 
         if sampler.skip() {
             continue;
         }
-        if let Some(inclusion_prob) = sampler.decide(&rate) {
+        if let Some(inclusion_prob) = sampler.decide(&rate, 1) {
             aggregator.absorb(Sample {
                 id,
                 inclusion_prob,
@@ -235,7 +235,7 @@ fn check_quantiles(name: &str, mut draw: impl FnMut(&mut fastrand::Rng) -> f64, 
         }
     }
     values.sort_unstable_by(f64::total_cmp);
-    let series = aggregator.series_snapshot();
+    let series = aggregator.series_snapshot(f64::from(rate.rate()));
     let histogram = series
         .iter()
         .find(|series| &*series.name == name)

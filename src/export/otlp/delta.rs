@@ -83,6 +83,8 @@ pub(crate) fn counter_delta(current: &Estimate, accepted: Option<&Estimate>) -> 
                 .max(0.0)
                 .sqrt(),
             exact: current.exact && accepted.exact,
+            samples: current.samples.saturating_sub(accepted.samples),
+            calls_upper_bound: current.calls_upper_bound,
         },
     }
 }

@@ -225,11 +225,7 @@ fn observable_callbacks_run_at_snapshot_time_and_survive_panics() {
     let first = engine.snapshot();
     assert_eq!(
         first.counter("otel.observe.ticks", &[("clock", "main")]),
-        Some(crate::Estimate {
-            value: 10.0,
-            std_error: 0.0,
-            exact: true
-        })
+        Some(crate::Estimate::exact(10.0))
     );
     assert_eq!(first.gauge("otel.observe.depth", &[]), Some(-4.0));
     let second = engine.snapshot();

@@ -286,7 +286,9 @@ fn a_stalled_collector_does_not_touch_the_hot_path() {
         .export_timeout(Duration::from_secs(4))
         .build()
         .unwrap();
+    // One rate for every sampled series, so the drain has samples at once.
     let engine = crate::Engine::builder()
+        .sample_rate(0.03)
         .export_interval(Duration::from_millis(20))
         .exporter(exporter)
         .install()

@@ -31,6 +31,8 @@ fn all_kinds() -> Vec<SeriesSnapshot> {
         SeriesSnapshot {
             unit: Some("{item}".into()),
             description: Some("Items waiting".into()),
+            inclusion_prob: None,
+            target_met: None,
             ..series("queue.depth", &[], MetricValue::Gauge(17.0))
         },
         series(

@@ -47,23 +47,17 @@ pub(crate) fn series(name: &str, pairs: &[(&str, &str)], value: MetricValue) -> 
         value,
         unit: None,
         description: None,
+        inclusion_prob: None,
+        target_met: None,
     }
 }
 
 pub(crate) fn exact(value: f64) -> Estimate {
-    Estimate {
-        value,
-        std_error: 0.0,
-        exact: true,
-    }
+    Estimate::exact(value)
 }
 
 pub(crate) fn sampled(value: f64, std_error: f64) -> Estimate {
-    Estimate {
-        value,
-        std_error,
-        exact: false,
-    }
+    Estimate::new(value, std_error, false, 100)
 }
 
 /// The engine started at t = 1000 s; this snapshot is `seconds` later.

@@ -32,15 +32,13 @@ fn series(name: &str, pairs: &[(&str, &str)], value: MetricValue) -> SeriesSnaps
         value,
         unit: None,
         description: None,
+        inclusion_prob: None,
+        target_met: None,
     }
 }
 
 fn estimate(value: f64, std_error: f64, exact: bool) -> Estimate {
-    Estimate {
-        value,
-        std_error,
-        exact,
-    }
+    Estimate::new(value, std_error, exact, if exact { 0 } else { 100 })
 }
 
 fn snapshot(series: Vec<SeriesSnapshot>) -> Snapshot {
@@ -71,6 +69,8 @@ fn sample_snapshot() -> Snapshot {
         ),
         SeriesSnapshot {
             description: Some("Open sockets\\now".into()),
+            inclusion_prob: None,
+            target_met: None,
             ..series(
                 "ws.active-connections",
                 &[],
