@@ -22,9 +22,11 @@
 //!
 //! Every sampled series shares the thread's countdown of Bernoulli(`p`)
 //! trials and takes its own step `s` off it per call, so it is sampled with
-//! `1 − (1 − p)^s`. The base rate `p` is the smallest probability any
-//! sampled series needs (a step is at least 1), and each series' step is
-//! the smallest whose probability meets its need. A series that needs more
+//! `1 − (1 − p)^s`. The base rate `p` is a sixteenth of the smallest
+//! probability any sampled series needs (a step is a whole number, at
+//! least 1: sixteen trials or more per call keep every series within 1/16
+//! above its need), and each series' step is the smallest whose
+//! probability meets its need. A series that needs more
 //! than the upper bound (½ by default) is recorded exactly instead: an
 //! exact counter costs no sample at all, an exact histogram one sample per
 //! call.
@@ -42,6 +44,10 @@
 //! rate.
 
 use crate::hot::cell::{Kind, STEP_OFF};
+
+/// How many trials of the base rate the least-sampled series takes per
+/// call (see `allocate`).
+const GRANULARITY: f64 = 16.0;
 
 /// What one sampled-kind series showed over the last period.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -193,6 +199,9 @@ pub(crate) fn allocate(demands: &[Demand], limits: &Limits) -> Allocation {
         relaxed_by = high;
         (probs, total) = plan(demands, limits, high);
     }
+    // A step is a whole number of trials, so a probability is met to within
+    // one step: a base rate of which `GRANULARITY` trials give the smallest
+    // need keeps every series within 1/GRANULARITY of its probability.
     let base_rate = probs
         .iter()
         .flatten()
@@ -200,7 +209,8 @@ pub(crate) fn allocate(demands: &[Demand], limits: &Limits) -> Allocation {
         .filter(|&prob| prob < 1.0)
         .fold(None, |min: Option<f64>, prob| {
             Some(min.map_or(prob, |min| min.min(prob)))
-        });
+        })
+        .map(|min: f64| -((-min).ln_1p() / GRANULARITY).exp_m1());
     let mut choices = Vec::with_capacity(demands.len());
     let mut expected_error = Vec::with_capacity(demands.len());
     for (demand, prob) in demands.iter().zip(&probs) {
@@ -246,8 +256,8 @@ pub(crate) fn step_for(prob: f64, base: f64) -> u64 {
         return 1;
     }
     let steps = (-prob).ln_1p() / (-base).ln_1p();
-    // A hair below a whole number is that number (rounding in the logs).
-    let step = (steps - 1e-9).ceil();
+    // A hair above a whole number is that number (rounding in the logs).
+    let step = (steps - 1e-6).ceil();
     step.clamp(1.0, (1u64 << 62) as f64) as u64
 }
 
@@ -313,8 +323,8 @@ mod tests {
         let Choice::Sampled { step: warm, .. } = allocation.choices[1] else {
             panic!()
         };
-        assert_eq!(hot, 1, "the hottest series sets the base rate");
-        assert!(warm > 500, "{warm}");
+        assert_eq!(hot, 16, "the hottest series sets the base rate");
+        assert!(warm > 16 * 500, "{warm}");
         for (index, error) in allocation.expected_error.iter().enumerate() {
             assert!(error.unwrap() <= 0.0100001, "series {index}: {error:?}");
         }

@@ -14,3 +14,5 @@ mod honesty;
 mod hostile;
 mod lifetime;
 mod sampling;
+mod steps_honesty;
+mod targeting;
