@@ -44,6 +44,7 @@
 //! rate.
 
 use crate::hot::cell::{Kind, STEP_OFF};
+pub(crate) use crate::hot::sampler::{prob_of, step_for};
 
 /// How many trials of the base rate the least-sampled series takes per
 /// call (see `allocate`).
@@ -247,23 +248,6 @@ pub(crate) fn allocate(demands: &[Demand], limits: &Limits) -> Allocation {
         relaxed_by,
         samples_per_sec: total,
     }
-}
-
-/// The smallest step whose probability off base rate `base` reaches
-/// `prob`: `⌈ln(1 − prob) / ln(1 − base)⌉`, at least 1.
-pub(crate) fn step_for(prob: f64, base: f64) -> u64 {
-    if prob <= base {
-        return 1;
-    }
-    let steps = (-prob).ln_1p() / (-base).ln_1p();
-    // A hair above a whole number is that number (rounding in the logs).
-    let step = (steps - 1e-6).ceil();
-    step.clamp(1.0, (1u64 << 62) as f64) as u64
-}
-
-/// `1 − (1 − base)^step`.
-pub(crate) fn prob_of(base: f64, step: u64) -> f64 {
-    -(step as f64 * (-base).ln_1p()).exp_m1()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::controller::{ControllerConfig, ControllerMode};
 use crate::hot::cell::STEP_OFF;
+use crate::hot::sampler::step_for;
 
 /// Validated engine settings.
 #[derive(Clone, Debug)]
@@ -36,6 +37,20 @@ impl Config {
     pub(crate) fn new_counter_step(&self) -> u64 {
         if self.controller.mode == ControllerMode::ErrorTarget {
             STEP_OFF
+        } else {
+            1
+        }
+    }
+}
+
+impl Config {
+    /// The step sample-first calls (OpenTelemetry instruments) of a new
+    /// metric start with: under error targeting the one that gives the
+    /// upper bound on a series' probability (high until the rate is known),
+    /// otherwise 1 (the one rate).
+    pub(crate) fn sample_first_start(&self) -> u64 {
+        if self.controller.mode == ControllerMode::ErrorTarget {
+            step_for(self.controller.max_rate, self.sample_rate)
         } else {
             1
         }

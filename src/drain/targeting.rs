@@ -94,6 +94,7 @@ pub(crate) fn retarget(
     registry::apply_steps(
         |info| steps.get(info.cell.id().index()).copied().flatten(),
         allocator::step_for(config.sample_rate, base),
+        allocator::step_for(config.controller.max_rate, base),
     );
     let misses = allocation.misses(&limits);
     if misses > 0 {

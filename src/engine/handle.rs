@@ -56,6 +56,7 @@ impl Engine {
         registry::configure(
             &shared.config.never_sample,
             shared.config.new_counter_step(),
+            shared.config.sample_first_start(),
             shared.config.cardinality_limit,
         );
         if !pipeline::install(pipeline.clone()) {

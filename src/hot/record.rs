@@ -61,17 +61,20 @@ pub(crate) fn handle<V: Value>(cell: &'static SeriesCell, critical: bool, value:
 /// same decision, validation and push as every sampled call. The rare call
 /// that ends up not sampled after resolving (the first trial of a fresh
 /// thread) costs one wasted resolution, and no more.
+///
+/// `step` is the metric's sample-first step: one per instrument, since the
+/// series is not known before the decision.
 #[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
 #[inline(always)]
-pub(crate) fn sampled_resolving<V, F>(value: V, resolve: F)
+pub(crate) fn sampled_resolving<V, F>(value: V, step: u64, resolve: F)
 where
     V: Value,
     F: FnOnce() -> Option<&'static SeriesCell>,
 {
-    if thread::skip_by(1) {
+    if thread::skip_by(step) {
         return;
     }
-    slow::resolving_call(value.to_f64(), 1, resolve);
+    slow::resolving_call(value.to_f64(), step, resolve);
 }
 
 #[cfg_attr(not(feature = "otel-api"), allow(unused_imports))]

@@ -18,6 +18,7 @@ use super::callsite::{
 use super::cell::{Kind, SeriesCell};
 use super::sample::MetricId;
 use crate::error::RegistrationError;
+use crate::sync::statics::{AtomicU64, Ordering};
 use crate::sync::Arc;
 
 /// Labels as they are stored: shared, immutable key/value pairs, sorted by
@@ -51,6 +52,11 @@ struct Metric {
     kind: Kind,
     label_sets: usize,
     overflow: Option<&'static SeriesCell>,
+    /// The step of calls that sample before they know their series (an
+    /// OpenTelemetry instrument's `add` with attributes): one per metric,
+    /// the largest its sampled series need (see `apply_steps`). Leaked, like
+    /// cells, so instruments can keep it.
+    step: &'static AtomicU64,
 }
 
 #[derive(Debug)]
@@ -67,6 +73,8 @@ struct Registry {
     /// engine's starting rate off the base rate in force (1 until the
     /// allocator changes the base rate).
     new_histogram_step: u64,
+    /// The step sample-first calls of a new metric start with.
+    sample_first_start: u64,
     cardinality_limit: usize,
     /// Label sets routed to an overflow series.
     overflowed: u64,
@@ -84,6 +92,7 @@ fn registry() -> MutexGuard<'static, Registry> {
                 never_sample: Vec::new(),
                 new_counter_step: 1,
                 new_histogram_step: 1,
+                sample_first_start: 1,
                 cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
                 overflowed: 0,
             })
@@ -173,18 +182,7 @@ impl Registry {
             return Ok(cell);
         }
         let limit = self.cardinality_limit;
-        let metric = self.metrics.entry(name.clone()).or_insert(Metric {
-            kind,
-            label_sets: 0,
-            overflow: None,
-        });
-        if metric.kind != kind {
-            return Err(RegistrationError::KindConflict {
-                name: name.to_string(),
-                existing: metric.kind.as_str(),
-                requested: kind.as_str(),
-            });
-        }
+        let metric = self.metric(&name, kind)?;
         if metric.label_sets >= limit {
             if let Some(cell) = metric.overflow {
                 self.overflowed += 1;
@@ -220,6 +218,25 @@ impl Registry {
             labels,
         });
         cell
+    }
+
+    /// The metric `name`, registered as `kind` if it is new.
+    fn metric(&mut self, name: &Arc<str>, kind: Kind) -> Result<&mut Metric, RegistrationError> {
+        let start = self.sample_first_start;
+        let metric = self.metrics.entry(name.clone()).or_insert_with(|| Metric {
+            kind,
+            label_sets: 0,
+            overflow: None,
+            step: Box::leak(Box::new(AtomicU64::new(start))),
+        });
+        if metric.kind != kind {
+            return Err(RegistrationError::KindConflict {
+                name: name.to_string(),
+                existing: metric.kind.as_str(),
+                requested: kind.as_str(),
+            });
+        }
+        Ok(metric)
     }
 
     /// The step a new (or newly configured) series of `kind` starts with.
@@ -300,11 +317,20 @@ pub(crate) fn series(
 /// the step new counters start with (`STEP_OFF`: exact until their rate is
 /// known) and the cardinality limit; resets every series' step and totals
 /// so the engine starts from zero, and re-tags every resolved callsite.
-pub(crate) fn configure(never_sample: &[String], new_counter_step: u64, cardinality_limit: usize) {
+pub(crate) fn configure(
+    never_sample: &[String],
+    new_counter_step: u64,
+    sample_first_start: u64,
+    cardinality_limit: usize,
+) {
     let mut registry = registry();
     registry.never_sample = never_sample.to_vec();
     registry.new_counter_step = new_counter_step;
     registry.new_histogram_step = 1;
+    registry.sample_first_start = sample_first_start;
+    for metric in registry.metrics.values() {
+        metric.step.store(sample_first_start, Ordering::Relaxed);
+    }
     registry.cardinality_limit = cardinality_limit;
     registry.overflowed = 0;
     for info in &registry.series {
@@ -320,19 +346,51 @@ pub(crate) fn configure(never_sample: &[String], new_counter_step: u64, cardinal
 /// Sets the step of every series `step_of` has one for (pinned series keep
 /// theirs; `STEP_OFF` makes a series exact for now) and the step new
 /// histograms start with, then brings every resolved callsite in line.
+/// Each metric's sample-first step becomes the largest step its sampled
+/// series take, at most `sample_first_cap` (an exact series counts as the
+/// cap: a call that samples before it knows its series cannot be exact).
 /// Called by the allocator once per period.
 pub(crate) fn apply_steps(
     mut step_of: impl FnMut(&SeriesInfo) -> Option<u64>,
     new_histogram_step: u64,
+    sample_first_cap: u64,
 ) {
     let mut registry = registry();
     registry.new_histogram_step = new_histogram_step.max(1);
+    let mut largest: HashMap<&Arc<str>, u64> = HashMap::new();
     for info in &registry.series {
         if let Some(step) = step_of(info) {
             info.cell.set_step(step);
         }
+        if !info.cell.is_pinned() {
+            let step = info.cell.step().min(sample_first_cap).max(1);
+            let entry = largest.entry(&info.name).or_insert(1);
+            *entry = (*entry).max(step);
+        }
+    }
+    for (name, metric) in &registry.metrics {
+        if let Some(&step) = largest.get(name) {
+            metric.step.store(step, Ordering::Relaxed);
+        }
     }
     registry.retag_callsites();
+}
+
+/// The sample-first step of metric `name` (registering the metric as
+/// `kind` if it is new): what an OpenTelemetry instrument takes off the
+/// countdown before it looks at its attributes.
+///
+/// # Errors
+///
+/// The metric's name is invalid, or it is registered as another kind.
+#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+pub(crate) fn metric_step(name: &str, kind: Kind) -> Result<&'static AtomicU64, RegistrationError> {
+    validate_name(name).map_err(|reason| RegistrationError::InvalidName {
+        name: name.chars().take(300).collect(),
+        reason,
+    })?;
+    let mut registry = registry();
+    Ok(registry.metric(&Arc::from(name), kind)?.step)
 }
 
 /// Series registered at index `from` and after, in id order.

@@ -219,6 +219,23 @@ pub fn inclusion_prob(p: f32, step: u64) -> f32 {
     (-(step as f64 * (-p).ln_1p()).exp_m1()) as f32
 }
 
+/// The smallest step whose probability off base rate `base` reaches
+/// `prob`: `⌈ln(1 − prob) / ln(1 − base)⌉`, at least 1.
+pub(crate) fn step_for(prob: f64, base: f64) -> u64 {
+    if prob <= base {
+        return 1;
+    }
+    let steps = (-prob).ln_1p() / (-base).ln_1p();
+    // A hair above a whole number is that number (rounding in the logs).
+    let step = (steps - 1e-6).ceil();
+    step.clamp(1.0, (1u64 << 62) as f64) as u64
+}
+
+/// `1 − (1 − base)^step`.
+pub(crate) fn prob_of(base: f64, step: u64) -> f64 {
+    -(step as f64 * (-base).ln_1p()).exp_m1()
+}
+
 #[cold]
 #[inline(never)]
 fn fresh_seed() -> u64 {

@@ -20,21 +20,34 @@ use super::attributes::SeriesCache;
 use crate::hot::cell::Kind;
 use crate::hot::pipeline;
 use crate::hot::record;
+use crate::hot::registry;
 use crate::hot::value::Value;
+use crate::sync::statics::{AtomicU64, Ordering};
 
 /// One synchronous instrument.
 #[derive(Debug)]
 pub(crate) struct Instrument {
     series: SeriesCache,
-    /// Every call is recorded (gauge, critical, `never_sample`).
+    /// Every call is recorded (gauge, up-down counter, critical,
+    /// `never_sample`).
     exact: bool,
+    /// What a call takes off the countdown before it looks at its
+    /// attributes: the metric's sample-first step (the largest any of its
+    /// sampled series needs; see `registry::apply_steps`).
+    step: &'static AtomicU64,
 }
+
+/// The step of an instrument whose metric the registry refused (its calls
+/// then resolve to nothing).
+static REFUSED_STEP: AtomicU64 = AtomicU64::new(1);
 
 impl Instrument {
     pub(crate) fn new(name: Arc<str>, kind: Kind, exact: bool) -> Self {
+        let step = registry::metric_step(&name, kind).unwrap_or(&REFUSED_STEP);
         Self {
             series: SeriesCache::new(name, kind),
-            exact: exact || kind == Kind::Gauge,
+            exact: exact || kind.always_exact(),
+            step,
         }
     }
 
@@ -70,7 +83,8 @@ where
         if self.exact {
             self.measure_exact(value, attributes);
         } else {
-            record::sampled_resolving(value, || self.series.resolve(attributes));
+            let step = self.step.load(Ordering::Relaxed);
+            record::sampled_resolving(value, step, || self.series.resolve(attributes));
         }
     }
 
