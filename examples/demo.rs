@@ -125,8 +125,9 @@ fn seconds_from_args() -> Result<u64, String> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = seconds_from_args()?;
     let threads = thread::available_parallelism().map_or(1, usize::from);
+    // The default engine: every series sampled just enough for a 1 %
+    // relative error per export interval (error targeting).
     let mut builder = hotmetrics::Engine::builder()
-        .sample_rate(0.03)
         .controller_period(Duration::from_secs(1))
         .export_interval(Duration::from_secs(1))
         .from_env()?;
@@ -138,8 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let engine = builder.install()?;
     println!(
-        "message pump on {threads} threads for {seconds} s (sample rate starts at {})",
-        engine.sample_rate()
+        "message pump on {threads} threads for {seconds} s (error targeting: 1 % per 1 s window)"
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -153,18 +153,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let mut last_ops = 0;
+    let mut last_samples = 0;
     for second in 1..=seconds {
         thread::sleep(Duration::from_secs(1));
         let now_ops = ops.load(Ordering::Relaxed);
         let stats = engine.stats();
         println!(
-            "[{second:>3}s] {:>6.2} M ops/s  rate {:.4}  ring use {:>5.1}%  drops {}",
+            "[{second:>3}s] {:>6.2} M ops/s  {:>8} samples/s  base rate {:.2e}  ring use {:>5.1}%  spilled {}",
             (now_ops - last_ops) as f64 / 1e6,
+            stats.samples_recorded - last_samples,
             stats.sample_rate,
             stats.ring_utilisation * 100.0,
             stats.samples_dropped
         );
         last_ops = now_ops;
+        last_samples = stats.samples_recorded;
     }
     stop.store(true, Ordering::Relaxed);
     let mut truth = Truth::default();
@@ -173,78 +176,116 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let snapshot = engine.snapshot();
-
-    println!();
-    println!(
-        "{:<30} {:>22} {:>12} {:>8}",
-        "metric", "estimate ± std error", "exact", "error"
-    );
-    let rows = [
-        ("ws.messages_sent", &[][..], truth.sent),
-        (
-            "ws.messages_queued",
-            &[("reason", "backpressure")][..],
-            truth.queued,
-        ),
-        ("ws.message_failed", &[][..], truth.failed),
-        ("ws.retries", &[][..], truth.retries),
-        ("ws.connections", &[][..], truth.connects),
-        ("ws.disconnections", &[][..], truth.disconnects),
-        ("ws.circuit_breaker_opened", &[][..], truth.breaker_opened),
-        ("ws.circuit_breaker_closed", &[][..], truth.breaker_closed),
-    ];
-    for (name, labels, exact) in rows {
-        let estimate = snapshot.counter(name, labels).unwrap_or_default();
-        let error = if exact > 0 {
-            (estimate.value - exact as f64) / exact as f64 * 100.0
-        } else {
-            0.0
-        };
-        println!(
-            "{name:<30} {:>22} {exact:>12} {error:>7.2}%",
-            format!("{:.0} ± {:.0}", estimate.value, estimate.std_error)
-        );
-    }
-    let active = snapshot
-        .counter("ws.active_connections", &[])
-        .unwrap_or_default();
-    println!(
-        "{:<30} {:>22} {:>12}",
-        "ws.active_connections",
-        format!("{:.0} ± {:.0}", active.value, active.std_error),
-        truth.connects as i64 - truth.disconnects as i64
-    );
-    if let Some(MetricValue::Histogram(latency)) = snapshot
-        .find("ws.send_latency_ns", &[])
-        .next()
-        .map(|series| &series.value)
-    {
-        println!(
-            "{:<30} count {:.0} ± {:.0} (exact {})  p50 {:.0} ns  p99 {:.0} ns",
-            "ws.send_latency_ns",
-            latency.count.value,
-            latency.count.std_error,
-            truth.sent,
-            latency.quantile(0.5).unwrap_or(f64::NAN),
-            latency.quantile(0.99).unwrap_or(f64::NAN)
-        );
-    }
+    print_table(&snapshot, &truth);
 
     let stats = &snapshot.stats;
     println!();
     println!(
-        "{:.2} M ops/s over {elapsed:.1} s; samples recorded {}, dropped (spilled, still counted) {}, \
-         exact calls {}, values rejected {}, rate changes {}, final rate {:.4}, drain time {:.1} ms in {} batches",
-        truth.sent as f64 / elapsed / 1e6,
-        stats.samples_recorded,
-        stats.samples_dropped,
-        stats.exact_calls,
+        "{:.2} M ops/s over {elapsed:.1} s",
+        truth.sent as f64 / elapsed / 1e6
+    );
+    println!(
+        "samples recorded {}, spilled on a full ring (still counted) {}, exact calls {}",
+        stats.samples_recorded, stats.samples_dropped, stats.exact_calls
+    );
+    println!(
+        "values rejected {}, base-rate changes {}, drain time {:.1} ms in {} batches",
         stats.values_rejected,
         stats.rate_changes,
-        stats.sample_rate,
         stats.drain_time.as_secs_f64() * 1e3,
         stats.drain_batches
     );
     engine.shutdown()?;
     Ok(())
+}
+
+/// Each series beside the truth the pump kept: the estimate, the actual
+/// error, the reported relative standard error, the samples behind it and
+/// the probability it is sampled with now (`exact` when every call is
+/// recorded).
+fn print_table(snapshot: &hotmetrics::Snapshot, truth: &Truth) {
+    println!();
+    println!(
+        "{:<27} {:>24} {:>11} {:>8} {:>8} {:>8} {:>9}",
+        "series", "estimate ± std error", "truth", "error", "rel. se", "samples", "π"
+    );
+    let rows = [
+        ("ws.messages_sent", &[][..], truth.sent as i64),
+        (
+            "ws.messages_queued",
+            &[("reason", "backpressure")][..],
+            truth.queued as i64,
+        ),
+        ("ws.message_failed", &[][..], truth.failed as i64),
+        ("ws.retries", &[][..], truth.retries as i64),
+        ("ws.connections", &[][..], truth.connects as i64),
+        ("ws.disconnections", &[][..], truth.disconnects as i64),
+        (
+            "ws.active_connections",
+            &[][..],
+            truth.connects as i64 - truth.disconnects as i64,
+        ),
+        (
+            "ws.circuit_breaker_opened",
+            &[][..],
+            truth.breaker_opened as i64,
+        ),
+        (
+            "ws.circuit_breaker_closed",
+            &[][..],
+            truth.breaker_closed as i64,
+        ),
+    ];
+    for (name, labels, exact) in rows {
+        let series = snapshot.find(name, labels).next();
+        let estimate = snapshot.counter(name, labels).unwrap_or_default();
+        row(
+            name,
+            &estimate,
+            exact,
+            series.and_then(|s| s.inclusion_prob),
+        );
+    }
+    if let Some(series) = snapshot.find("ws.send_latency_ns", &[]).next() {
+        if let MetricValue::Histogram(latency) = &series.value {
+            row(
+                "ws.send_latency_ns (count)",
+                &latency.count,
+                truth.sent as i64,
+                series.inclusion_prob,
+            );
+            println!(
+                "{:<27} p50 {:.0} ns, p99 {:.0} ns (the hash and the clock reads around it)",
+                "",
+                latency.quantile(0.5).unwrap_or(f64::NAN),
+                latency.quantile(0.99).unwrap_or(f64::NAN)
+            );
+        }
+    }
+}
+
+fn row(name: &str, estimate: &hotmetrics::Estimate, truth: i64, prob: Option<f64>) {
+    let error = if truth != 0 {
+        format!(
+            "{:+.2}%",
+            (estimate.value - truth as f64) / truth as f64 * 100.0
+        )
+    } else {
+        String::from("-")
+    };
+    let value = if estimate.exact {
+        format!("{:.0} (exact)", estimate.value)
+    } else {
+        format!("{:.0} ± {:.0}", estimate.value, estimate.std_error)
+    };
+    let relative = if estimate.exact {
+        String::from("0")
+    } else {
+        format!("{:.2}%", estimate.relative_error() * 100.0)
+    };
+    let prob = prob.map_or(String::from("exact"), |prob| format!("{prob:.2e}"));
+    println!(
+        "{name:<27} {value:>24} {truth:>11} {error:>8} {relative:>8} {:>8} {prob:>9}",
+        estimate.samples
+    );
 }

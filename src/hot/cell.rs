@@ -60,8 +60,12 @@ pub struct SeriesCell {
     step: AtomicU64,
     /// Exact by design, whatever the allocation: a gauge, an up-down
     /// counter (a level is never sampled), a name the engine's
-    /// `never_sample` matches. Written by the registry.
+    /// `never_sample` matches, a series some `critical` call records.
+    /// Written by the registry.
     pinned: AtomicBool,
+    /// Some `critical` callsite or handle records this series: it stays
+    /// exact across engines.
+    critical: AtomicBool,
     /// Exact integer total (counters: Σ increments; up-down: Σ deltas as
     /// wrapping `i64`).
     pub(crate) exact_int: AtomicU64,
@@ -82,6 +86,7 @@ impl SeriesCell {
             kind,
             step: AtomicU64::new(if kind.always_exact() { STEP_OFF } else { 1 }),
             pinned: AtomicBool::new(kind.always_exact()),
+            critical: AtomicBool::new(false),
             exact_int: AtomicU64::new(0),
             exact_float: AtomicF64::new(0.0),
             exact_calls: AtomicU64::new(0),
@@ -111,12 +116,27 @@ impl SeriesCell {
     }
 
     /// Pins the series exact (`never_sample`), or unpins it to `step`; a
-    /// kind that is always exact stays pinned.
+    /// kind that is always exact, and a critical series, stay pinned.
     pub(crate) fn pin(&self, exact_by_name: bool, step: u64) {
-        let pinned = exact_by_name || self.kind.always_exact();
+        let pinned = exact_by_name
+            || self.kind.always_exact()
+            || self.critical.load(Ordering::Relaxed);
         self.pinned.store(pinned, Ordering::Relaxed);
         self.step
             .store(if pinned { STEP_OFF } else { step }, Ordering::Relaxed);
+    }
+
+    /// True once a `critical` call records the series.
+    pub(crate) fn is_critical(&self) -> bool {
+        self.critical.load(Ordering::Relaxed)
+    }
+
+    /// Marks the series critical (a `critical` call records it): exact from
+    /// now on, in this engine and the next.
+    pub(crate) fn make_critical(&self) {
+        self.critical.store(true, Ordering::Relaxed);
+        self.pinned.store(true, Ordering::Relaxed);
+        self.step.store(STEP_OFF, Ordering::Relaxed);
     }
 
     /// Sets the step of an unpinned series (`STEP_OFF`: exact for now).

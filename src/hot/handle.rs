@@ -72,7 +72,12 @@ impl Inner {
         }
         let labels: Labels = Arc::from(labels);
         let cell = match registry::series(&self.name, self.kind, &labels) {
-            Ok(cell) => Some(cell),
+            Ok(cell) => {
+                if self.critical {
+                    registry::make_critical(cell);
+                }
+                Some(cell)
+            }
             Err(error) => {
                 log::error!(target: "hotmetrics", "label set not registered, its calls are ignored: {error}");
                 None
@@ -113,6 +118,9 @@ macro_rules! handle_type {
             /// never dropped.
             pub fn critical(mut self) -> Self {
                 self.0.critical = true;
+                if let Some(cell) = self.0.cell {
+                    registry::make_critical(cell);
+                }
                 self
             }
 

@@ -239,6 +239,15 @@ impl Registry {
         Ok(metric)
     }
 
+    /// Every call of a series some critical call records is recorded: pins
+    /// it and re-tags the other callsites of its series.
+    fn make_critical(&self, cell: &SeriesCell) {
+        if !cell.is_critical() {
+            cell.make_critical();
+            self.retag_callsites();
+        }
+    }
+
     /// The step a new (or newly configured) series of `kind` starts with.
     fn new_step(&self, kind: Kind) -> u64 {
         match kind {
@@ -253,7 +262,7 @@ impl Registry {
     fn retag_callsites(&self) {
         for &callsite in &self.callsites {
             let state = callsite.state();
-            if state & TAG_MASK == TAG_DISABLED {
+            if state == 0 || state & TAG_MASK == TAG_DISABLED {
                 continue;
             }
             let cell = cell_of(state);
@@ -293,7 +302,12 @@ pub(crate) fn resolve_callsite(callsite: &'static Callsite) -> usize {
         .map(|(key, value)| (Arc::from(*key), Arc::from(*value)))
         .collect();
     let state = match registry.lookup(callsite.name, callsite.kind, &labels) {
-        Ok(cell) => pack(cell, registry.tag(callsite, cell)),
+        Ok(cell) => {
+            if callsite.critical {
+                registry.make_critical(cell);
+            }
+            pack(cell, registry.tag(callsite, cell))
+        }
         Err(error) => {
             log::error!(target: "hotmetrics", "record! site ignored: {error}");
             TAG_DISABLED
@@ -302,6 +316,12 @@ pub(crate) fn resolve_callsite(callsite: &'static Callsite) -> usize {
     callsite.store(state);
     registry.callsites.push(callsite);
     state
+}
+
+/// Marks `cell` critical (a `critical` handle records it): exact from now
+/// on, and every callsite of its series re-tagged.
+pub(crate) fn make_critical(cell: &SeriesCell) {
+    registry().make_critical(cell);
 }
 
 /// Finds or creates the series for a handle.
