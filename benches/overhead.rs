@@ -34,8 +34,8 @@ use common::{
 };
 use hotmetrics::{record, Engine};
 
-/// The engine as a user installs it: every default (3 % initial rate,
-/// adaptive controller), no exporter.
+/// The engine as a user installs it: every default (error targeting), no
+/// exporter.
 fn install() -> Engine {
     Engine::builder()
         .install()
@@ -79,67 +79,155 @@ fn criterion_groups(c: &mut criterion::Criterion) {
     }
 }
 
-/// The cases of the paired summary; the first is the plain reference.
+/// An engine configuration the summary measures, installed once for all
+/// of its rounds (error targeting needs whole control periods to settle).
+struct Phase {
+    name: &'static str,
+    install: fn() -> Engine,
+    /// Run the workload this long before measuring, so the allocator has
+    /// seen whole periods (`0` for the one-rate modes).
+    warm_up: Duration,
+}
+
+const PHASES: [Phase; 3] = [
+    Phase {
+        name: "default engine (error targeting)",
+        install,
+        // Two default control periods (5 s) and a margin.
+        warm_up: Duration::from_secs(11),
+    },
+    Phase {
+        name: "fixed rate 3 % (Fixed(0.03))",
+        install: || {
+            Engine::builder()
+                .sample_rate(0.03)
+                .adaptive(false)
+                .install()
+                .expect("no other engine is installed")
+        },
+        warm_up: Duration::ZERO,
+    },
+    Phase {
+        name: "pressure controller at 3 % (sample_rate(0.03), the earlier default)",
+        install: || {
+            Engine::builder()
+                .sample_rate(0.03)
+                .install()
+                .expect("no other engine is installed")
+        },
+        warm_up: Duration::ZERO,
+    },
+];
+
+/// The cases of each phase; the first is the plain reference.
 fn cases() -> Vec<Case<'static>> {
     vec![
         Case::new("plain", workload_plain),
         Case::new("countdown floor", workload_floor),
-        Case::new("hotmetrics, no engine", workload_hotmetrics),
-        Case {
-            name: "hotmetrics, default engine".into(),
-            run: Box::new(|threads, iters| {
-                let engine = install();
-                let took = common::run_threads(threads, iters, &workload_hotmetrics);
-                engine.shutdown().expect("shutdown");
-                took
-            }),
-        },
+        Case::new("hotmetrics", workload_hotmetrics),
     ]
+}
+
+/// CPU seconds the flusher thread has used so far, from its own
+/// `/proc/self/task/<tid>/stat` (Linux; `None` elsewhere).
+fn flusher_cpu_secs() -> Option<f64> {
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+        if comm.trim() != "hotmetrics-flus" && !comm.trim().starts_with("hotmetrics-flus") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+        // Fields after the command name (which is in parentheses).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        return Some((utime + stime) / ticks_per_sec);
+    }
+    None
 }
 
 fn summary() {
     let cases = cases();
-    let mut results = Vec::new();
-    for threads in [1, common::cores()] {
-        results.push(paired(&cases, threads, Duration::from_millis(40)));
-        if common::cores() == 1 {
-            break;
-        }
+    let no_engine = vec![Case::new("hotmetrics, no engine", workload_hotmetrics)];
+    let mut thread_counts = vec![1];
+    if common::cores() > 1 {
+        thread_counts.push(common::cores());
     }
     println!("\noverhead summary (median of interleaved rounds; per-thread ns per operation)");
-    print!("| case ");
-    for result in &results {
-        print!(
-            "| {}t ns/op | {}t overhead ",
-            result.threads, result.threads
+    for &threads in &thread_counts {
+        let idle = paired(&no_engine, threads, Duration::from_millis(40));
+        println!(
+            "\n{threads} thread(s): hotmetrics with no engine installed: {:.1} ns/op",
+            idle.ns[0]
         );
     }
-    println!("|");
-    print!("|---");
-    for _ in &results {
-        print!("|---:|---:");
-    }
-    println!("|");
-    for (index, case) in cases.iter().enumerate() {
-        print!("| {} ", case.name);
+    for phase in &PHASES {
+        let engine = (phase.install)();
+        if !common::quick_mode() && !phase.warm_up.is_zero() {
+            let until = std::time::Instant::now() + phase.warm_up;
+            while std::time::Instant::now() < until {
+                common::run_threads(common::cores(), 1 << 20, &workload_hotmetrics);
+            }
+        }
+        let samples_before = engine.stats().samples_recorded;
+        let cpu_before = flusher_cpu_secs();
+        let started = std::time::Instant::now();
+        let mut results = Vec::new();
+        for &threads in &thread_counts {
+            results.push(paired(&cases, threads, Duration::from_millis(40)));
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let samples = engine.stats().samples_recorded - samples_before;
+        let flusher = flusher_cpu_secs()
+            .zip(cpu_before)
+            .map(|(after, before)| (after - before) / wall);
+        let base_rate = engine.sample_rate();
+        engine.shutdown().expect("shutdown");
+        println!("\n{} (base rate at the end {base_rate:.2e})", phase.name);
+        print!("| case ");
         for result in &results {
             print!(
-                "| {:.1} | {} ",
-                result.ns[index],
-                percent(result.ratio[index])
+                "| {}t ns/op | {}t overhead ",
+                result.threads, result.threads
             );
         }
         println!("|");
-    }
-    for result in &results {
-        let floor = result.ratio[1];
-        let ours = result.ratio[3];
+        print!("|---");
+        for _ in &results {
+            print!("|---:|---:");
+        }
+        println!("|");
+        for (index, case) in cases.iter().enumerate() {
+            print!("| {} ", case.name);
+            for result in &results {
+                print!(
+                    "| {:.1} | {} ",
+                    result.ns[index],
+                    percent(result.ratio[index])
+                );
+            }
+            println!("|");
+        }
+        for result in &results {
+            let (floor, ours) = (result.ratio[1], result.ratio[2]);
+            println!(
+                "{}t: hotmetrics {} vs floor {}: {:+.2} percentage points",
+                result.threads,
+                percent(ours),
+                percent(floor),
+                (ours - floor) * 100.0
+            );
+        }
         println!(
-            "{}t: hotmetrics {} vs floor {}: {:+.2} percentage points",
-            result.threads,
-            percent(ours),
-            percent(floor),
-            (ours - floor) * 100.0
+            "samples drained while measuring: {:.0} per second; flusher thread CPU: {}",
+            samples as f64 / wall,
+            flusher.map_or("n/a".into(), |share| format!(
+                "{:.2} % of a core",
+                share * 100.0
+            ))
         );
     }
 }

@@ -154,9 +154,14 @@ pub(crate) struct Monitor {
     /// Nanoseconds from `origin` to the end of the last completed drain
     /// pass. Written by whichever thread drains; read by `health()`.
     last_drain_ns: AtomicU64,
-    /// Longest time between two drain passes so far, in nanoseconds.
+    /// Longest time between two drain passes so far, not counting sleeps
+    /// the flusher planned because the rings were empty, in nanoseconds.
     /// Written only by the flusher.
     max_gap_ns: AtomicU64,
+    /// Nanoseconds from `origin` to the end of the flusher's current (or
+    /// last) idle sleep: until then an idle flusher is not lagging.
+    /// Written only by the flusher.
+    idle_until_ns: AtomicU64,
     period: Mutex<Period>,
     /// Reasons found at the end of the last period.
     reasons: Mutex<Vec<Reason>>,
@@ -176,6 +181,7 @@ impl Monitor {
             origin: now,
             last_drain_ns: AtomicU64::new(0),
             max_gap_ns: AtomicU64::new(0),
+            idle_until_ns: AtomicU64::new(0),
             period: Mutex::new(Period {
                 started: now,
                 dropped_at_start: 0,
@@ -197,8 +203,9 @@ impl Monitor {
     pub(crate) fn drained(&self, peak_fill: f64) {
         let now = self.origin.elapsed().as_nanos() as u64;
         let previous = self.last_drain_ns.swap(now, Ordering::Relaxed);
+        let due = previous.max(self.idle_until_ns.load(Ordering::Relaxed));
         self.max_gap_ns
-            .fetch_max(now.saturating_sub(previous), Ordering::Relaxed);
+            .fetch_max(now.saturating_sub(due), Ordering::Relaxed);
         let mut period = lock(&self.period);
         period.min_fill = Some(period.min_fill.map_or(peak_fill, |min| min.min(peak_fill)));
     }
@@ -210,9 +217,23 @@ impl Monitor {
     }
 
     /// Time since the last completed drain pass (since install if none).
+    ///
+    /// A flusher asleep because the rings were empty is not lagging: the
+    /// time counts from the end of its planned sleep (so a flusher that
+    /// does not wake is still seen).
     pub(crate) fn since_last_drain(&self) -> Duration {
-        let last = Duration::from_nanos(self.last_drain_ns.load(Ordering::Relaxed));
-        self.origin.elapsed().saturating_sub(last)
+        let last = self.last_drain_ns.load(Ordering::Relaxed);
+        let due = last.max(self.idle_until_ns.load(Ordering::Relaxed));
+        self.origin
+            .elapsed()
+            .saturating_sub(Duration::from_nanos(due))
+    }
+
+    /// Called by the flusher before it sleeps `sleep` because its last
+    /// drain found the rings empty.
+    pub(crate) fn idle(&self, sleep: Duration) {
+        let until = (self.origin.elapsed() + sleep).as_nanos() as u64;
+        self.idle_until_ns.store(until, Ordering::Relaxed);
     }
 
     /// Ends a period: computes its reasons from the engine's counters and
