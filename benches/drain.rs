@@ -66,6 +66,36 @@ fn fill_histograms(samples: u64) {
     }
 }
 
+/// The probabilities of the mixed cases: samples of eight series, each
+/// with its own, interleaved as error targeting makes them.
+const MIXED_PROBS: [f32; 8] = [1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005];
+
+fn mixed_handles<T>(make: impl Fn(usize) -> T) -> Vec<T> {
+    (0..MIXED_PROBS.len()).map(make).collect()
+}
+
+fn fill_mixed_counters(samples: u64) {
+    let handles = mixed_handles(|index| {
+        hotmetrics::counter("bench.drain.mixed_counter")
+            .with_labels(&[("series", &index.to_string())])
+    });
+    for i in 0..samples {
+        let index = (i % 8) as usize;
+        handles[index].__push_sample(MIXED_PROBS[index], (1 + (i & 1)) as f64);
+    }
+}
+
+fn fill_mixed_histograms(samples: u64) {
+    let handles = mixed_handles(|index| {
+        hotmetrics::histogram("bench.drain.mixed_histogram")
+            .with_labels(&[("series", &index.to_string())])
+    });
+    for i in 0..samples {
+        let index = (i % 8) as usize;
+        handles[index].__push_sample(MIXED_PROBS[index], ((i * 7919) & 1023) as f64);
+    }
+}
+
 /// Time to drain `iters` samples, pushed in batches (the pushing is not
 /// timed).
 fn drain_time(engine: &Engine, iters: u64, fill: fn(u64)) -> Duration {
@@ -91,6 +121,12 @@ fn criterion_groups(c: &mut criterion::Criterion) {
     });
     group.bench_function("histogram_samples", |b| {
         b.iter_custom(|iters| drain_time(&engine, iters, fill_histograms))
+    });
+    group.bench_function("counter_samples_mixed_probs", |b| {
+        b.iter_custom(|iters| drain_time(&engine, iters, fill_mixed_counters))
+    });
+    group.bench_function("histogram_samples_mixed_probs", |b| {
+        b.iter_custom(|iters| drain_time(&engine, iters, fill_mixed_histograms))
     });
     group.finish();
     engine.shutdown().expect("shutdown");
@@ -193,14 +229,33 @@ fn main() {
     let mut c = common::criterion();
     criterion_groups(&mut c);
     if common::summary_wanted() {
-        let counters = throughput(fill_counters);
-        let histograms = throughput(fill_histograms);
+        let cases = [
+            ("counter, one probability", fill_counters as fn(u64)),
+            ("histogram, one probability", fill_histograms),
+            (
+                "counter, 8 series of mixed probabilities",
+                fill_mixed_counters,
+            ),
+            (
+                "histogram, 8 series of mixed probabilities",
+                fill_mixed_histograms,
+            ),
+        ];
+        let rates: Vec<(&str, f64)> = cases
+            .iter()
+            .map(|&(name, fill)| (name, throughput(fill)))
+            .collect();
         println!("\ndrain summary (one drain pass on one thread, median of batches)");
         println!("| samples | drained per second | ns per sample |");
         println!("|---|---:|---:|");
-        for (name, rate) in [("counter", counters), ("histogram", histograms)] {
+        for (name, rate) in &rates {
             println!("| {name} | {:.1} M | {:.1} |", rate / 1e6, 1e9 / rate);
         }
+        println!(
+            "mixed ÷ one probability, ns per sample: counter {:.2}×, histogram {:.2}×",
+            rates[0].1 / rates[2].1,
+            rates[1].1 / rates[3].1
+        );
         settle();
     }
     c.final_summary();

@@ -54,6 +54,13 @@ struct SeriesAgg {
     periods_seen: u32,
     /// What the allocator last decided for it (see `Aggregator::plan`).
     plan: Plan,
+    /// The last inclusion probability of its samples, with its weight
+    /// `1/p` and variance factor `(1−p)/p²`: a series keeps its
+    /// probability for a control period, so the divisions are made once
+    /// per change, however samples of different series interleave.
+    last_prob: f32,
+    last_weight: f64,
+    last_var_factor: f64,
 }
 
 /// What the allocator last decided for a series, for the snapshot.
@@ -101,6 +108,9 @@ impl SeriesAgg {
             exact_seen: 0,
             periods_seen: 0,
             plan: Plan::default(),
+            last_prob: 1.0,
+            last_weight: 1.0,
+            last_var_factor: 0.0,
         }
     }
 }
@@ -118,11 +128,6 @@ pub(crate) struct Aggregator {
     pub(crate) rejected: u64,
     /// Last `samples_dropped` seen: spills are collected only when it moved.
     dropped_seen: u64,
-    /// The last inclusion probability seen, with its weight `1/p` and
-    /// variance factor `(1−p)/p²`.
-    last_prob: f32,
-    last_weight: f64,
-    last_var_factor: f64,
 }
 
 impl Aggregator {
@@ -135,9 +140,6 @@ impl Aggregator {
             samples_recorded: 0,
             rejected: 0,
             dropped_seen: 0,
-            last_prob: 1.0,
-            last_weight: 1.0,
-            last_var_factor: 0.0,
         }
     }
 
@@ -164,14 +166,14 @@ impl Aggregator {
         let agg = &mut self.series[index];
         let p = f64::from(sample.inclusion_prob);
         let v = sample.value;
-        // Nearly every sample carries the rate in force, so the two divisions
-        // are done once per rate, not per sample.
-        if sample.inclusion_prob != self.last_prob {
-            self.last_prob = sample.inclusion_prob;
-            self.last_weight = 1.0 / p;
-            self.last_var_factor = (1.0 - p) / (p * p);
+        // A series' samples nearly all carry its probability in force, so
+        // the two divisions are made once per change, not per sample.
+        if sample.inclusion_prob != agg.last_prob {
+            agg.last_prob = sample.inclusion_prob;
+            agg.last_weight = 1.0 / p;
+            agg.last_var_factor = (1.0 - p) / (p * p);
         }
-        let (weight, var_factor) = (self.last_weight, self.last_var_factor);
+        let (weight, var_factor) = (agg.last_weight, agg.last_var_factor);
         agg.samples += 1;
         agg.period_weight += weight;
         agg.period_value += v * weight;

@@ -11,6 +11,7 @@
 use std::fmt;
 
 use super::cell::{Kind, SeriesCell};
+use super::pipeline;
 use super::record;
 use super::registry::{self, Labels};
 use super::value::Value;
@@ -128,6 +129,18 @@ macro_rules! handle_type {
             #[inline(always)]
             pub fn $method<V: Value>(&self, value: V) {
                 self.0.record(value);
+            }
+
+            /// Pushes one sample taken with probability `inclusion_prob`,
+            /// bypassing the sampling decision: what benches use to fill the
+            /// rings with samples of chosen probabilities. Not a stable API.
+            #[doc(hidden)]
+            pub fn __push_sample(&self, inclusion_prob: f32, value: f64) {
+                if let Some(cell) = self.0.cell {
+                    if pipeline::is_active() {
+                        record::push_decided(cell, inclusion_prob, value);
+                    }
+                }
             }
 
             /// The metric name.

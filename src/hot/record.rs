@@ -78,7 +78,7 @@ where
 }
 
 #[cfg_attr(not(feature = "otel-api"), allow(unused_imports))]
-pub(crate) use slow::{exact, reject};
+pub(crate) use slow::{exact, push_decided, reject};
 pub use slow::{timed_end, Timer};
 
 /// Entry point of gauge macro calls (never sampled, no step).

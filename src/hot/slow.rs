@@ -215,7 +215,7 @@ fn decide_only(step: u64) -> Option<f32> {
 
 /// Pushes one histogram value already decided on, with the probability it
 /// was recorded with (exact calls: 1; `timed`: what `timed_call` drew).
-pub(super) fn push_decided(cell: &'static SeriesCell, inclusion_prob: f32, value: f64) {
+pub(crate) fn push_decided(cell: &'static SeriesCell, inclusion_prob: f32, value: f64) {
     sample(cell, value, Pending::Decided(inclusion_prob));
 }
 
