@@ -13,6 +13,7 @@
 //! it the ring's single consumer.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
@@ -50,8 +51,6 @@ struct SeriesAgg {
     period_value: f64,
     period_square: f64,
     exact_seen: u64,
-    /// Periods this series has been seen whole (0 while it is new).
-    periods_seen: u32,
     /// What the allocator last decided for it (see `Aggregator::plan`).
     plan: Plan,
     /// The last inclusion probability of its samples, with its weight
@@ -80,8 +79,9 @@ pub(crate) struct PeriodSeries {
     /// Squared coefficient of variation of its values, from its samples
     /// (`None` without samples).
     pub(crate) cv2: Option<f64>,
-    /// False while the series was new: it was not seen for the whole period.
-    pub(crate) whole: bool,
+    /// Seconds of the period the series existed for (registered during
+    /// the period: since then).
+    pub(crate) observed_secs: f64,
 }
 
 impl SeriesAgg {
@@ -106,7 +106,6 @@ impl SeriesAgg {
             period_value: 0.0,
             period_square: 0.0,
             exact_seen: 0,
-            periods_seen: 0,
             plan: Plan::default(),
             last_prob: 1.0,
             last_weight: 1.0,
@@ -349,9 +348,12 @@ impl Aggregator {
     /// Each series' figures (index = series id) since the last call, into
     /// `out`; starts the next period. Read by the health monitor (arrival
     /// rates) and the allocator (rates and value spread).
-    pub(crate) fn take_period(&mut self, out: &mut Vec<PeriodSeries>) {
+    ///
+    /// `period_started` is when the period began.
+    pub(crate) fn take_period(&mut self, period_started: Instant, out: &mut Vec<PeriodSeries>) {
         self.sync();
         out.clear();
+        let now = Instant::now();
         for (info, agg) in self.infos.iter().zip(&mut self.series) {
             let exact = info.cell.exact_calls.load(Ordering::Relaxed);
             let new_exact = exact.saturating_sub(agg.exact_seen);
@@ -364,9 +366,10 @@ impl Aggregator {
             out.push(PeriodSeries {
                 calls: agg.period_weight + new_exact as f64,
                 cv2,
-                whole: agg.periods_seen > 0,
+                observed_secs: now
+                    .saturating_duration_since(period_started.max(info.created))
+                    .as_secs_f64(),
             });
-            agg.periods_seen = agg.periods_seen.saturating_add(1);
             agg.period_weight = 0.0;
             agg.period_value = 0.0;
             agg.period_square = 0.0;

@@ -63,6 +63,13 @@ fn run(shared: &Shared, exporters: &[Feed]) {
     let mut period_series = Vec::new();
     let mut cv2_memory = Vec::new();
     let mut sleep = config.drain_interval;
+    // Error targeting learns the rates in a first, short period, so new
+    // series leave their starting steps within a second.
+    let mut period_length = if config.controller.mode == ControllerMode::ErrorTarget {
+        config.controller.period.min(FIRST_PERIOD)
+    } else {
+        config.controller.period
+    };
     // Acquire: pairs with the Release in `Engine::shutdown`.
     while !shared.stop.load(Ordering::Acquire) {
         shared.pipeline.clear_wake();
@@ -75,9 +82,10 @@ fn run(shared: &Shared, exporters: &[Feed]) {
             (aggregator.samples_recorded, drained)
         };
         period.busy += started.elapsed();
-        if period.started.elapsed() >= config.controller.period {
+        if period.started.elapsed() >= period_length {
+            period_length = config.controller.period;
             let mut aggregator = shared.aggregator();
-            aggregator.take_period(&mut period_series);
+            aggregator.take_period(period.started, &mut period_series);
             let observed = observe(shared, &period, samples);
             overflowing = report_overflow(&observed, overflowing);
             if config.controller.mode == ControllerMode::ErrorTarget {
@@ -109,7 +117,7 @@ fn run(shared: &Shared, exporters: &[Feed]) {
             offer_snapshot(shared, exporters);
         }
         // Time spent parked is not busy time; only the drain above counts.
-        let deadlines = [next_export, period.started + config.controller.period];
+        let deadlines = [next_export, period.started + period_length];
         sleep = next_sleep(config, sleep, drained, &deadlines);
         if drained == 0 {
             shared.health.idle(sleep);
@@ -117,6 +125,9 @@ fn run(shared: &Shared, exporters: &[Feed]) {
         thread::park_timeout(sleep);
     }
 }
+
+/// The first control period of an error-targeting engine, at most.
+const FIRST_PERIOD: Duration = Duration::from_secs(1);
 
 /// Longest sleep of an idle flusher: an idle engine wakes twice a second
 /// (a wake-up of a thread whose caches went cold costs tens of

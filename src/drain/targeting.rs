@@ -21,6 +21,10 @@ use super::shared::Shared;
 use crate::hot::cell::Kind;
 use crate::hot::registry;
 
+/// A series' rate is known once it has been seen this long (or half the
+/// period, when periods are shorter).
+const MIN_OBSERVED_SECS: f64 = 0.1;
+
 /// Cost of draining one sample assumed before one is measured.
 const DEFAULT_SAMPLE_COST_NS: f64 = 100.0;
 
@@ -34,7 +38,7 @@ pub(crate) fn retarget(
     cv2_memory: &mut Vec<f64>,
 ) -> Allocation {
     let config = &shared.config;
-    let secs = observed.period_secs.max(1e-9);
+    let min_observed = MIN_OBSERVED_SECS.min(observed.period_secs / 2.0);
     cv2_memory.resize(series.len(), 0.0);
     let mut indices = Vec::new();
     let mut demands = Vec::new();
@@ -48,7 +52,10 @@ pub(crate) fn retarget(
         indices.push(index);
         demands.push(Demand {
             kind: info.kind,
-            calls_per_sec: period.whole.then_some(period.calls / secs),
+            // Known once it has been seen for a tenth of a second (or half
+            // the period, when periods are shorter).
+            calls_per_sec: (period.observed_secs >= min_observed)
+                .then(|| period.calls / period.observed_secs),
             cv2: cv2_memory[index],
         });
     }

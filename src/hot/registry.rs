@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use super::callsite::{
     cell_of, pack, Callsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK, TAG_SAMPLED,
@@ -45,6 +46,9 @@ pub(crate) struct SeriesInfo {
     pub(crate) kind: Kind,
     /// Labels, sorted by key.
     pub(crate) labels: Labels,
+    /// When the series was registered (the allocator measures a new
+    /// series' rate from then).
+    pub(crate) created: Instant,
 }
 
 #[derive(Debug)]
@@ -216,6 +220,7 @@ impl Registry {
             name,
             kind,
             labels,
+            created: Instant::now(),
         });
         cell
     }
