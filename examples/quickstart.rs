@@ -5,10 +5,8 @@
 use hotmetrics::record;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let engine = hotmetrics::Engine::builder()
-        .sample_rate(0.03)
-        .from_env()?
-        .install()?;
+    // The default engine: each series sampled for a 1 % relative error.
+    let engine = hotmetrics::Engine::builder().from_env()?.install()?;
 
     for request in 0..1_000_000u64 {
         record!(counter: "http.requests", 1, "route" => "/api");
@@ -38,8 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         snapshot.counter("http.errors", &[]).unwrap().value
     );
     println!(
-        "samples recorded: {}  sample rate: {}",
-        snapshot.stats.samples_recorded, snapshot.stats.sample_rate
+        "samples recorded: {}  exact calls: {}  (new series are exact until their rate is known)",
+        snapshot.stats.samples_recorded, snapshot.stats.exact_calls
     );
     engine.shutdown()?;
     Ok(())

@@ -3,12 +3,18 @@
 //! Lock-free, sampled metrics for hot paths, with statistically honest
 //! estimates and OpenTelemetry-shaped output.
 //!
-//! Recording a metric costs about a nanosecond: each thread decides locally,
-//! with a countdown, whether to sample a call, and only sampled calls (3 % by
-//! default) do any shared work: one push into a bounded lock-free ring. A
-//! background flusher drains the rings, weights every sample by the inverse
-//! of the probability it was taken with (Horvitz–Thompson), and reports each
-//! total with its standard error.
+//! Each thread decides locally, with a countdown, whether to sample a call
+//! (an unsampled call is three instructions and no shared write), and only
+//! sampled calls do any shared work: one push into a bounded lock-free ring.
+//! A background flusher drains the rings, weights every sample by the
+//! inverse of the probability it was taken with (Horvitz–Thompson), and
+//! reports each total with its standard error and sample count.
+//!
+//! By default each series is sampled just enough for its own accuracy
+//! target (1 % relative standard error per export interval): hot series
+//! far below 1 %, rare ones and up-down levels exactly. A fixed rate, or
+//! the buffer-pressure controller of earlier releases, are a setting away
+//! ([`controller::ControllerMode`]).
 //!
 //! ## Quick start
 //!
@@ -16,7 +22,6 @@
 //! use hotmetrics::record;
 //!
 //! let engine = hotmetrics::Engine::builder()
-//!     .sample_rate(0.03)
 //!     .install()
 //!     .expect("valid configuration");
 //!
@@ -28,7 +33,8 @@
 //!
 //! let snapshot = engine.snapshot();
 //! let requests = snapshot.counter("requests", &[]).unwrap();
-//! assert!((requests.value - 100_000.0).abs() < 6.0 * requests.std_error.max(1.0));
+//! // New counters are exact until their rate is known.
+//! assert!((requests.value - 100_000.0).abs() <= 6.0 * requests.std_error);
 //! assert_eq!(snapshot.counter("errors", &[]).unwrap().value, 1.0);
 //! engine.shutdown().unwrap();
 //! ```
@@ -36,13 +42,13 @@
 //! ## Data flow
 //!
 //! ```text
-//! record! ─► thread-local countdown ─(sampled: id, value, p)─► ring shard ─► flusher
-//!    │          (no shared write when unsampled)                  │ full:     │ Σ v/p, Σ v²(1−p)/p²
-//!    │                                                            ▼ spill     ▼ per series
-//!    └─ critical / gauge: the series' own atomics            controller ◄── ring use, drops, CPU
-//!                                                                 │ new rate (epoch word)
-//!                                                                 ▼
-//!                                                        exporter threads ─► stdout / memory / ...
+//! record! ─► thread-local countdown ─(sampled: id, value, π)─► ring ─► flusher
+//!    │        (the series' step taken off it;                   │ full: │ Σ v/π, Σ v²(1−π)/π²
+//!    │         no shared write when unsampled)                  ▼ spill ▼ per series
+//!    └─ exact series (critical, up-down, rare, gauges)      allocator ◄── rates, spread, ring, CPU
+//!                                                               │ base rate + every series' step
+//!                                                               ▼
+//!                                                      exporter threads ─► stdout / OTLP / ...
 //! ```
 //!
 //! ## Where things are
@@ -58,7 +64,8 @@
 //!   `error.rs`.
 //! * `report/`: what the consumer side builds and exporters read:
 //!   [`Snapshot`], [`Stats`], [`Health`].
-//! * `drain/`: the consumer side: the flusher thread, the rate
+//! * `drain/`: the consumer side: the flusher thread, the allocator that
+//!   sets each series' sampling for its accuracy target, the one-rate
 //!   [`controller`], the estimators (`aggregate.rs`), the health monitor.
 //! * `export/`: the [`Exporter`](export::Exporter) trait and the exporters.
 //! * `engine/`: the [`Engine`] handle and its [`Builder`].
