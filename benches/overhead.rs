@@ -93,8 +93,8 @@ const PHASES: [Phase; 3] = [
     Phase {
         name: "default engine (error targeting)",
         install,
-        // Two default control periods (5 s) and a margin.
-        warm_up: Duration::from_secs(11),
+        // The first control period (1 s), the next (5 s), and a margin.
+        warm_up: Duration::from_secs(7),
     },
     Phase {
         name: "fixed rate 3 % (Fixed(0.03))",
