@@ -49,6 +49,12 @@ pub struct Sampler {
     /// is `skips[skips_left − 1]`.
     skips: [Cell<u64>; SKIP_BATCH],
     skips_left: Cell<usize>,
+    /// The last `(p, step)` whose inclusion probability was computed, and
+    /// that probability: a thread's sampled calls mostly repeat a few
+    /// series, so the logarithm and exponential are paid once per change.
+    memo_prob: Cell<f32>,
+    memo_step: Cell<u64>,
+    memo_inclusion: Cell<f32>,
 }
 
 impl Default for Sampler {
@@ -68,6 +74,9 @@ impl Sampler {
             inv_ln_keep: Cell::new(0.0),
             skips: [const { Cell::new(0) }; SKIP_BATCH],
             skips_left: Cell::new(0),
+            memo_prob: Cell::new(0.0),
+            memo_step: Cell::new(1),
+            memo_inclusion: Cell::new(0.0),
         }
     }
 
@@ -112,7 +121,7 @@ impl Sampler {
             // The scheduled success fell within this call's `step` trials:
             // the call is the sample its skip led to.
             self.schedule(rate);
-            return Some(inclusion_prob(held, step));
+            return Some(self.inclusion_prob(held, step));
         }
         self.fresh_trial(rate, step)
     }
@@ -127,12 +136,26 @@ impl Sampler {
         let (failures, p) = self.next_skip(rate);
         if failures < step {
             self.schedule(rate);
-            Some(inclusion_prob(p, step))
+            Some(self.inclusion_prob(p, step))
         } else {
             self.countdown.set(failures - step);
             self.prob.set(p);
             None
         }
+    }
+
+    /// [`inclusion_prob`], remembered for the last `(p, step)`.
+    #[inline]
+    fn inclusion_prob(&self, p: f32, step: u64) -> f32 {
+        if step == 1 {
+            return p;
+        }
+        if p != self.memo_prob.get() || step != self.memo_step.get() {
+            self.memo_prob.set(p);
+            self.memo_step.set(step);
+            self.memo_inclusion.set(inclusion_prob(p, step));
+        }
+        self.memo_inclusion.get()
     }
 
     /// With no engine installed: skip a while, then check again with a fresh
@@ -350,6 +373,63 @@ mod tests {
         assert_eq!(skipped as u64, NO_ENGINE_RECHECK);
         assert!(!sampler.skip());
         assert_eq!(sampler.decide(&cell, 1), Some(1.0));
+    }
+
+    #[test]
+    fn a_call_taking_a_step_is_sampled_with_the_probability_it_carries() {
+        for (rate, step) in [(0.001f32, 50u64), (0.01, 7), (0.0001, 3000), (0.2, 2)] {
+            let cell = RateCell::new(rate);
+            let sampler = Sampler::with_seed(u64::from(step) * 31);
+            let calls = 400_000u64;
+            let mut sampled = 0u64;
+            let mut carried = None;
+            for _ in 0..calls {
+                if sampler.skip_by(step) {
+                    continue;
+                }
+                if let Some(prob) = sampler.decide(&cell, step) {
+                    sampled += 1;
+                    carried = Some(prob);
+                }
+            }
+            let expected_prob = 1.0 - (1.0 - f64::from(rate)).powf(step as f64);
+            let carried = f64::from(carried.expect("some call sampled"));
+            assert!((carried - expected_prob).abs() < 1e-6 * expected_prob.max(1e-3));
+            let expected = calls as f64 * expected_prob;
+            let sd = (expected * (1.0 - expected_prob)).sqrt();
+            assert!(
+                (sampled as f64 - expected).abs() < 5.0 * sd,
+                "rate {rate}, step {step}: {sampled} sampled, expected {expected:.0}"
+            );
+        }
+    }
+
+    #[test]
+    fn steps_of_different_series_share_one_countdown_independently() {
+        // Two series interleaved on one thread, steps 1 and 40: each is
+        // sampled at its own probability.
+        let rate = 0.002f32;
+        let cell = RateCell::new(rate);
+        let sampler = Sampler::with_seed(99);
+        let mut counts = [0u64; 2];
+        let calls = 300_000u64;
+        for _ in 0..calls {
+            for (index, step) in [1u64, 40].into_iter().enumerate() {
+                if !sampler.skip_by(step) && sampler.decide(&cell, step).is_some() {
+                    counts[index] += 1;
+                }
+            }
+        }
+        for (index, step) in [1u64, 40].into_iter().enumerate() {
+            let prob = 1.0 - (1.0 - f64::from(rate)).powf(step as f64);
+            let expected = calls as f64 * prob;
+            let sd = (expected * (1.0 - prob)).sqrt();
+            assert!(
+                (counts[index] as f64 - expected).abs() < 5.0 * sd,
+                "step {step}: {} vs {expected:.0}",
+                counts[index]
+            );
+        }
     }
 
     #[test]
