@@ -379,7 +379,7 @@ mod tests {
     fn a_call_taking_a_step_is_sampled_with_the_probability_it_carries() {
         for (rate, step) in [(0.001f32, 50u64), (0.01, 7), (0.0001, 3000), (0.2, 2)] {
             let cell = RateCell::new(rate);
-            let sampler = Sampler::with_seed(u64::from(step) * 31);
+            let sampler = Sampler::with_seed(step * 31);
             let calls = 400_000u64;
             let mut sampled = 0u64;
             let mut carried = None;
