@@ -405,4 +405,24 @@ mod tests {
         assert_eq!(allocation.base_rate, None);
         assert!((allocation.samples_per_sec - 100.0).abs() < 1e-9);
     }
+
+    #[test]
+    fn a_series_whose_rate_jumps_a_hundredfold_is_sampled_a_hundred_times_less() {
+        // Simulated periods: the allocation follows each period's rate, and
+        // the samples per window stay about the same.
+        let limits = limits();
+        let mut probs = Vec::new();
+        for rate in [1e5, 1e5, 1e7, 1e7, 1e5] {
+            let allocation = allocate(&[counter(rate), counter(2e4)], &limits);
+            let Choice::Sampled { inclusion_prob, .. } = allocation.choices[0] else {
+                panic!("{allocation:?}");
+            };
+            let per_window = inclusion_prob * rate * limits.window_secs;
+            assert!((9_000.0..11_500.0).contains(&per_window), "{per_window}");
+            probs.push(inclusion_prob);
+        }
+        let drop = probs[1] / probs[2];
+        assert!((90.0..110.0).contains(&drop), "{probs:?}");
+        assert!((probs[4] / probs[0] - 1.0).abs() < 0.07, "back: {probs:?}");
+    }
 }

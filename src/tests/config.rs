@@ -97,6 +97,9 @@ fn environment_values_that_do_not_parse_are_errors() {
         ("HOTMETRICS_EXPORT_INTERVAL_MS", "1.5"),
         ("HOTMETRICS_ADAPTIVE", "maybe"),
         ("HOTMETRICS_DISABLED", "2"),
+        ("HOTMETRICS_MODE", "sometimes"),
+        ("HOTMETRICS_TARGET_RELATIVE_ERROR", "tight"),
+        ("HOTMETRICS_ACCURACY_WINDOW_MS", "0"),
     ];
     for (key, value) in cases {
         let error = Engine::builder().from_vars([(key, value)]).unwrap_err();
@@ -138,4 +141,56 @@ fn environment_values_that_parse_are_applied() {
     engine.set_sample_rate(0.5).unwrap();
     assert!((engine.sample_rate() - 0.5).abs() < 1e-6);
     engine.shutdown().unwrap();
+}
+
+#[test]
+fn the_mode_is_error_targeting_unless_a_rate_or_a_mode_is_given() {
+    use crate::controller::ControllerMode;
+    let mode = |builder: crate::Builder| builder.config().unwrap().controller.mode;
+    assert_eq!(mode(Engine::builder()), ControllerMode::ErrorTarget);
+    // An explicit rate keeps the earlier behaviour: the pressure controller.
+    assert_eq!(
+        mode(Engine::builder().sample_rate(0.03)),
+        ControllerMode::Adaptive
+    );
+    let from_env = Engine::builder()
+        .from_vars([("HOTMETRICS_SAMPLE_RATE", "0.03")])
+        .unwrap();
+    assert_eq!(mode(from_env), ControllerMode::Adaptive);
+    assert_eq!(
+        mode(Engine::builder().sample_rate(0.03).adaptive(false)),
+        ControllerMode::Fixed
+    );
+    assert_eq!(
+        mode(Engine::builder().adaptive(false)),
+        ControllerMode::Fixed
+    );
+    assert_eq!(
+        mode(Engine::builder().adaptive(false).adaptive(true)),
+        ControllerMode::Adaptive
+    );
+    let targeted = Engine::builder()
+        .sample_rate(0.03)
+        .from_vars([("HOTMETRICS_MODE", "target")])
+        .unwrap();
+    assert_eq!(mode(targeted), ControllerMode::ErrorTarget);
+    // Error targeting's bounds let a hot series go far below 1 %.
+    let config = Engine::builder().config().unwrap();
+    assert!(config.controller.min_rate <= 1e-6);
+    assert_eq!(config.controller.max_rate, 0.5);
+    // The accuracy window defaults to the export interval.
+    let config = Engine::builder()
+        .export_interval(Duration::from_secs(3))
+        .config()
+        .unwrap();
+    assert_eq!(config.targets.window, Some(Duration::from_secs(3)));
+    for bad in [
+        Engine::builder().target_relative_error(0.0),
+        Engine::builder().target_relative_error(1.5),
+        Engine::builder().accuracy_window(Duration::ZERO),
+        Engine::builder().quantile_target(1.0, 0.001),
+        Engine::builder().quantile_target(0.99, 0.0),
+    ] {
+        assert!(bad.config().is_err());
+    }
 }
