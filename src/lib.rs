@@ -110,7 +110,9 @@ pub use report::stats::{CircuitState, Stats};
 pub mod __private {
     pub use crate::hot::callsite::Callsite;
     pub use crate::hot::cell::Kind;
-    pub use crate::hot::record::{gauge, sampled, timed_begin, timed_end, Timer};
+    pub use crate::hot::record::{
+        exact_counter, exact_updown, gauge, sampled, timed_begin, timed_end, Timer,
+    };
 }
 
 /// The pieces the loom models drive (see `loom_api.rs`). Only built under

@@ -16,6 +16,7 @@ use crate::drain::shared::Shared;
 use crate::error::{ConfigError, InstallError, ShutdownError};
 use crate::export::exporter::Exporter;
 use crate::export::{self, ExportWorker};
+use crate::hot::exact;
 use crate::hot::pipeline::{self, Pipeline};
 use crate::hot::registry;
 use crate::report::health::{Health, Reason};
@@ -54,6 +55,8 @@ impl Engine {
         ));
         let shared = Arc::new(Shared::new(config, pipeline.clone()));
         registry::configure(&shared.config.never_sample, shared.config.cardinality_limit);
+        // After the registry cleared the totals, before calls are accepted.
+        exact::restart();
         if !pipeline::install(pipeline.clone()) {
             return Err(InstallError::AlreadyInstalled);
         }

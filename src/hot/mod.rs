@@ -17,7 +17,8 @@
 //! | `spill.rs` | per-series accumulators for samples a full ring refused |
 //! | `rate.rs` | the published rate word |
 //! | `sample.rs` | one sample: series, value, inclusion probability |
-//! | `cell.rs` | a series' producer-side cell (exact atomics, gauge, spill) |
+//! | `cell.rs` | a series' producer-side cell (exact base, gauge, spill) |
+//! | `exact.rs` | exact counts in per-thread single-writer cells, folded at exit |
 //! | `registry.rs` | series lookup, callsite resolution, name and label checks |
 //! | `handle.rs` | the handles (`counter(..).with_labels(..)`) |
 
@@ -33,7 +34,7 @@ macro_rules! reached_by_loom {
     };
 }
 
-reached_by_loom!(cell, pipeline, rate, ring, sample, sampler, spill);
+reached_by_loom!(cell, exact, pipeline, rate, ring, sample, sampler, spill);
 
 pub(crate) mod callsite;
 pub(crate) mod handle;
