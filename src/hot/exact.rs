@@ -157,7 +157,8 @@ impl Slots {
     }
 
     /// Drops every page from the directory: later calls take the cold path.
-    fn forget(&self) {
+    /// The first step of a thread's exit (then [`Tables::exit`]).
+    pub fn forget(&self) {
         self.epoch.set(u64::MAX);
         for page in &self.pages {
             page.set(None);
@@ -598,7 +599,11 @@ fn add_cold(cell: &'static SeriesCell, amount: Amount) {
 #[inline(always)]
 pub(crate) fn callsite_add<V: Value>(callsite: &'static Callsite, signed: bool, value: V) {
     let state = callsite.state();
-    if state & TAG_MASK == TAG_EXACT && pipeline::is_active() {
+    if state & TAG_MASK == TAG_EXACT {
+        if !pipeline::is_active() {
+            // No engine: a resolved callsite returns here.
+            return;
+        }
         if let Some(amount) = value.to_i64() {
             if (signed || amount >= 0)
                 && SLOTS.with(|slots| tables().add_int(slots, cell_of(state), amount))
