@@ -50,9 +50,9 @@ use super::value::Value;
 use crate::sync::{const_thread_local, AtomicU64, Cell, Mutex, MutexGuard, Ordering, RefCell};
 
 /// Slots per page (a power of two); shrunk under loom.
-pub const SLOTS_PER_PAGE: usize = if cfg!(loom) { 2 } else { 64 };
+pub(crate) const SLOTS_PER_PAGE: usize = if cfg!(loom) { 2 } else { 64 };
 /// Pages one thread may hold, and so the bound on slot indexes.
-pub const MAX_PAGES: usize = if cfg!(loom) { 2 } else { 64 };
+pub(crate) const MAX_PAGES: usize = if cfg!(loom) { 2 } else { 64 };
 /// [`SeriesCell::exact_slot`] of a series past the bound: shared path.
 const SHARED_SLOT: u32 = u32::MAX - 1;
 
@@ -68,7 +68,7 @@ struct Slot {
 /// [`SLOTS_PER_PAGE`] slots, on cache lines no other thread writes.
 #[derive(Debug)]
 #[repr(align(64))]
-pub struct Page {
+pub(crate) struct Page {
     slots: [Slot; SLOTS_PER_PAGE],
 }
 
