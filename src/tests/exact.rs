@@ -5,7 +5,7 @@
 //! counted for the old engine live on.
 
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -26,12 +26,25 @@ fn engine(store: &InMemory) -> Engine {
         .expect("valid settings")
 }
 
-/// Series 0..count of a fresh index space, for tests on a [`Tables`]
-/// instance.
+/// A [`Tables`] instance living as long as the process, as the shipping
+/// one does (its pages are `'static`), kept reachable so a leak checker
+/// sees it so.
+fn instance(max_slots: usize) -> &'static Tables {
+    static KEPT: Mutex<Vec<&'static Tables>> = Mutex::new(Vec::new());
+    let tables = Box::leak(Box::new(Tables::new(max_slots)));
+    KEPT.lock().unwrap().push(tables);
+    tables
+}
+
+/// Series 0..count of a fresh index space, for tests on an instance
+/// (leaked and kept, as the registry's cells are).
 fn cells(count: u32, kind: Kind) -> Vec<&'static SeriesCell> {
-    (0..count)
+    static KEPT: Mutex<Vec<&'static SeriesCell>> = Mutex::new(Vec::new());
+    let cells: Vec<&'static SeriesCell> = (0..count)
         .map(|id| &*Box::leak(Box::new(SeriesCell::new(MetricId(id), kind))))
-        .collect()
+        .collect();
+    KEPT.lock().unwrap().extend(&cells);
+    cells
 }
 
 /// What a call does on an instance: the fast path, else the cold one.
@@ -51,7 +64,7 @@ fn exit(tables: &Tables, slots: &Slots, table: Option<usize>) {
 
 #[test]
 fn folds_racing_reads_count_every_call_once() {
-    let tables = Tables::new(64);
+    let tables = instance(64);
     let cells = cells(3, Kind::Counter);
     let (threads, calls) = (4, 20_000u64);
     thread::scope(|scope| {
@@ -59,9 +72,9 @@ fn folds_racing_reads_count_every_call_once() {
             scope.spawn(|| {
                 let (slots, mut table) = (Slots::new(), None);
                 for call in 0..calls {
-                    add(&tables, &slots, &mut table, cells[(call % 3) as usize]);
+                    add(tables, &slots, &mut table, cells[(call % 3) as usize]);
                 }
-                exit(&tables, &slots, table);
+                exit(tables, &slots, table);
             });
         }
         // Reads while threads add and fold: never more than was added, and
@@ -87,16 +100,16 @@ fn folds_racing_reads_count_every_call_once() {
 #[test]
 fn past_the_bound_and_after_exit_calls_take_the_shared_path() {
     // Room for one page of slots: the series after it count in the base.
-    let tables = Tables::new(SLOTS_PER_PAGE);
+    let tables = instance(SLOTS_PER_PAGE);
     let cells = cells(SLOTS_PER_PAGE as u32 + 2, Kind::UpDown);
     let (slots, mut table) = (Slots::new(), None);
     for cell in &cells {
-        add(&tables, &slots, &mut table, cell);
+        add(tables, &slots, &mut table, cell);
         tables.add_slow(&slots, Some(&mut table), cell, Amount::Float(-0.5));
     }
     assert_eq!(tables.shared_calls(), 4, "two series past the bound");
     assert_eq!(tables.footprint(), (1, 1), "one page, one table");
-    exit(&tables, &slots, table);
+    exit(tables, &slots, table);
     // A call after the thread's tables were folded (a thread-local
     // destructor's): the shared path.
     tables.add_slow(&slots, None, cells[0], Amount::Int(-3));
@@ -117,7 +130,7 @@ fn past_the_bound_and_after_exit_calls_take_the_shared_path() {
 
 #[test]
 fn restart_drops_what_an_earlier_epoch_counted() {
-    let tables = Tables::new(64);
+    let tables = instance(64);
     let cells = cells(1, Kind::Counter);
     let cell = cells[0];
     let (stays, mut stays_table) = (Slots::new(), None);
@@ -128,9 +141,9 @@ fn restart_drops_what_an_earlier_epoch_counted() {
         (&leaves, &mut leaves_table),
         (&folded, &mut folded_table),
     ] {
-        add(&tables, slots, table, cell);
+        add(tables, slots, table, cell);
     }
-    exit(&tables, &folded, folded_table);
+    exit(tables, &folded, folded_table);
     assert_eq!(tables.totals(cell).calls, 3);
     tables.restart();
     assert_eq!(
@@ -139,10 +152,10 @@ fn restart_drops_what_an_earlier_epoch_counted() {
         "a new epoch starts at 0"
     );
     // A stale table's fold is dropped; a live one counts again from zero.
-    exit(&tables, &leaves, leaves_table);
-    add(&tables, &stays, &mut stays_table, cell);
+    exit(tables, &leaves, leaves_table);
+    add(tables, &stays, &mut stays_table, cell);
     assert_eq!(tables.totals(cell).calls, 1);
-    exit(&tables, &stays, stays_table);
+    exit(tables, &stays, stays_table);
     assert_eq!(tables.totals(cell).calls, 1);
     assert_eq!(tables.footprint(), (3, 0), "pages recycled, not freed");
 }
