@@ -39,7 +39,7 @@
 //! record! ─► thread-local countdown ─(sampled: id, value, p)─► ring shard ─► flusher
 //!    │          (no shared write when unsampled)                  │ full:     │ Σ v/p, Σ v²(1−p)/p²
 //!    │                                                            ▼ spill     ▼ per series
-//!    └─ critical / gauge: the series' own atomics            controller ◄── ring use, drops, CPU
+//!    └─ exact (critical, updown): thread's own cell; gauge   controller ◄── ring use, drops, CPU
 //!                                                                 │ new rate (epoch word)
 //!                                                                 ▼
 //!                                                        exporter threads ─► stdout / memory / ...
@@ -70,10 +70,14 @@
 //! the thread's countdown and branches on the borrow: three instructions,
 //! no shared write. Everything else (the sampling decision, validation, the
 //! ring push, spilling on a full ring, resolving a callsite the first time,
-//! exact calls) leaves through one `#[cold]` call into `hot/slow.rs`.
+//! exact handle calls) leaves through one `#[cold]` call into
+//! `hot/slow.rs`. An exact `record!` (`critical counter`, `critical
+//! updown`, `updown`) adds to the thread's own cell for its series with a
+//! load and a store (`hot/exact.rs`), no shared write either.
 //!
 //! Design notes live beside the code: `hot/sampler.rs` for the geometric
 //! skip, `hot/thread.rs` for the thread-local state and its pointer rules,
+//! `hot/exact.rs` for the per-thread exact cells and their fold at exit,
 //! `hot/ring.rs` for the queue protocol, [`controller`] for the rate policy,
 //! `drain/aggregate.rs` for the estimators.
 

@@ -10,7 +10,7 @@ pub use crate::hot::sampler::Sampler;
 pub use crate::hot::spill::{Spill, SpillTotals};
 
 pub use crate::hot::cell::{Kind, SeriesCell};
-pub use crate::hot::exact::{Amount, Slots, Tables, Totals};
+pub use crate::hot::exact_tables::{Amount, Slots, Tables, Totals};
 pub use crate::hot::pipeline::Pipeline;
 
 /// Series `id` of a fresh slot index space, for models of [`Tables`]

@@ -10,6 +10,10 @@
 //! * [`Arc`] is `std`'s in both builds: the installed slot is an
 //!   `arc-swap` cell, which holds `std` `Arc`s (loom's would only add leak
 //!   checks, and no model shares a pipeline through the slot);
+//! * the exact cells' tables (`hot/exact.rs`) are one `static` in the
+//!   shipping build, built from this module's types (`std`'s there, so
+//!   `const`); under loom the models build instances and the unused global
+//!   sits behind a `OnceLock`;
 //! * thread-local state holds only [`Cell`]s (and the thread's pipeline
 //!   handle a [`RefCell`]) and is model-checked as an instance; [`const_thread_local!`] declares it `const` in the shipping
 //!   build and as a loom thread-local under loom.

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use crate::export::InMemory;
 use crate::hot::cell::{Kind, SeriesCell};
-use crate::hot::exact::{self, Amount, Slots, Tables, Totals, SLOTS_PER_PAGE};
+use crate::hot::exact;
+use crate::hot::exact_tables::{Amount, Slots, Tables, Totals, SLOTS_PER_PAGE};
 use crate::hot::sample::MetricId;
 use crate::test_support::{engine_lock, in_own_process, rss_bytes};
 use crate::{record, Engine};
