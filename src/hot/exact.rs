@@ -28,10 +28,13 @@
 //!   takes the new epoch. Readers skip stale tables and a stale table's
 //!   fold is dropped, so nothing from an earlier engine reaches the next.
 //!   The fast path compares the published epoch with the thread's own.
-//! * **Memory bound.** Each thread holds at most [`MAX_PAGES`] pages, and
-//!   slot indexes stop at `MAX_PAGES × SLOTS_PER_PAGE` (4096) series: the
-//!   memory is at most live threads × min(exact series, 4096) × 24 bytes.
-//!   A series past the bound, and a call whose thread cannot register
+//! * **Memory bound.** Slot indexes stop at `MAX_PAGES × SLOTS_PER_PAGE`
+//!   (4096) series, so a thread holds at most [`MAX_PAGES`] pages (64 ×
+//!   1.5 KiB), only those its exact series fall in; pages are recycled,
+//!   not freed, so the memory is that of the most threads counting at
+//!   once, not of every thread ever started (plus the 520-byte directory
+//!   every thread has). A series past the bound, and a call whose thread
+//!   cannot register
 //!   (one made from a thread-local destructor after this thread's tables
 //!   were folded), takes the shared path: a `fetch_add` on the base, as
 //!   before, counted in [`Tables::shared_calls`]. Nothing is lost.
@@ -97,8 +100,14 @@ const_thread_local! {
 /// cold path; a value the series does not accept is rejected and counted.
 #[inline]
 pub(crate) fn add<V: Value>(cell: &'static SeriesCell, value: V) {
+    add_signed(cell, cell.kind == Kind::UpDown, value);
+}
+
+/// [`add`], with the series' kind known to the caller (`signed`: up-down).
+#[inline(always)]
+fn add_signed<V: Value>(cell: &'static SeriesCell, signed: bool, value: V) {
     match value.to_i64() {
-        Some(amount) if cell.kind == Kind::UpDown || amount >= 0 => {
+        Some(amount) if signed || amount >= 0 => {
             if !SLOTS.with(|slots| tables().add_int(slots, cell, amount)) {
                 add_cold(cell, Amount::Int(amount));
             }
@@ -148,17 +157,11 @@ fn add_cold(cell: &'static SeriesCell, amount: Amount) {
 pub(crate) fn callsite_add<V: Value>(callsite: &'static Callsite, signed: bool, value: V) {
     let state = callsite.state();
     if state & TAG_MASK == TAG_EXACT {
-        if !pipeline::is_active() {
-            // No engine: a resolved callsite returns here.
-            return;
+        // With no engine, a resolved callsite returns here.
+        if pipeline::is_active() {
+            add_signed(cell_of(state), signed, value);
         }
-        if let Some(amount) = value.to_i64() {
-            if (signed || amount >= 0)
-                && SLOTS.with(|slots| tables().add_int(slots, cell_of(state), amount))
-            {
-                return;
-            }
-        }
+        return;
     }
     callsite_cold(callsite, value);
 }

@@ -142,6 +142,8 @@ struct Inner {
     free_pages: Vec<&'static Page>,
     /// Pages ever allocated (they are recycled, never freed).
     pages_allocated: usize,
+    /// Series given no slot: they count in their base (shared path).
+    series_past_bound: usize,
 }
 
 /// Every thread's exact cells: the live tables, the slot index space and
@@ -199,29 +201,33 @@ impl Tables {
     /// `false` when the slot is not ready (see [`Tables::add_slow`]).
     #[inline(always)]
     pub fn add_int(&self, slots: &Slots, cell: &SeriesCell, amount: i64) -> bool {
-        let epoch = self.epoch.load(Ordering::Relaxed);
-        let Some(slot) = slots.slot(epoch, cell.exact_slot()) else {
-            return false;
-        };
-        // Single writer: a plain read-modify-write, no locked instruction.
-        // Relaxed: readers sum under the lock and may see this call or not
-        // (a concurrent call); one that happened before a read is seen.
-        let int = slot.int.load(Ordering::Relaxed);
-        slot.int.store(int.wrapping_add(amount as u64), Ordering::Relaxed);
-        let calls = slot.calls.load(Ordering::Relaxed);
-        slot.calls.store(calls.wrapping_add(1), Ordering::Relaxed);
-        true
+        self.add_with(slots, cell, &|slot| {
+            let int = slot.int.load(Ordering::Relaxed);
+            slot.int.store(int.wrapping_add(amount as u64), Ordering::Relaxed);
+        })
     }
 
     /// [`Tables::add_int`] for a non-integer amount.
     #[inline]
     pub fn add_float(&self, slots: &Slots, cell: &SeriesCell, amount: f64) -> bool {
+        self.add_with(slots, cell, &|slot| {
+            let sum = f64::from_bits(slot.float_bits.load(Ordering::Relaxed)) + amount;
+            slot.float_bits.store(sum.to_bits(), Ordering::Relaxed);
+        })
+    }
+
+    /// Adds one call to this thread's slot for `cell` (`add` adds its
+    /// amount), if the slot is ready. Single writer: plain
+    /// read-modify-writes, no locked instruction. Relaxed: readers sum
+    /// under the lock and may see a concurrent call or not; a call that
+    /// happened before a read is seen.
+    #[inline(always)]
+    fn add_with(&self, slots: &Slots, cell: &SeriesCell, add: &impl Fn(&Slot)) -> bool {
         let epoch = self.epoch.load(Ordering::Relaxed);
         let Some(slot) = slots.slot(epoch, cell.exact_slot()) else {
             return false;
         };
-        let sum = f64::from_bits(slot.float_bits.load(Ordering::Relaxed)) + amount;
-        slot.float_bits.store(sum.to_bits(), Ordering::Relaxed);
+        add(slot);
         let calls = slot.calls.load(Ordering::Relaxed);
         slot.calls.store(calls.wrapping_add(1), Ordering::Relaxed);
         true
@@ -273,11 +279,14 @@ impl Tables {
                 inner.cells.push(cell);
                 (inner.cells.len() - 1) as u32
             } else {
-                log::warn!(
-                    target: "hotmetrics",
-                    "more than {} exact series: the later ones count through a shared atomic",
-                    self.max_slots
-                );
+                inner.series_past_bound += 1;
+                if inner.series_past_bound == 1 {
+                    log::warn!(
+                        target: "hotmetrics",
+                        "more than {} exact series: the later ones count through a shared atomic",
+                        self.max_slots
+                    );
+                }
                 SHARED_SLOT
             };
             cell.set_exact_slot(index);
@@ -425,6 +434,7 @@ impl Inner {
         free_tables: Vec::new(),
         free_pages: Vec::new(),
         pages_allocated: 0,
+        series_past_bound: 0,
     };
 
     fn register(&mut self, epoch: u64) -> usize {
