@@ -8,8 +8,10 @@
 //! The models assert conservation, not timing: every accepted sample is
 //! drained exactly once, refused samples are handed back whole, no slot is
 //! read before it is published (a torn or early read shows as a sample whose
-//! fields disagree), spill folds are all accounted for, and a sampler's
-//! sample carries a rate that was really published.
+//! fields disagree), spill folds are all accounted for, a sampler's
+//! sample carries a rate that was really published, and an exact call in a
+//! thread's own cell is read once, before or after the thread's fold at
+//! exit, and never by the next engine.
 #![cfg(loom)]
 
 use std::collections::HashSet;
@@ -407,4 +409,104 @@ fn rates_published_mid_push_travel_with_their_samples() {
 
 fn pipeline_rate(pipeline: &hotmetrics::loom_api::Pipeline) -> &RateCell {
     hotmetrics::loom_api::rate(pipeline)
+}
+
+/// Exact cells (`hot/exact.rs`): a thread's fold at exit racing snapshot
+/// reads. Each read sums the base and the live slots under the tables'
+/// lock, the fold moves the slots into the base under the same lock: no
+/// read counts a call twice (more than was added) or loses one it had seen
+/// (less than an earlier read), and after the exit everything is in.
+#[test]
+fn a_fold_at_exit_racing_reads_counts_each_call_once() {
+    use hotmetrics::loom_api::{exact_add, exact_exit, series, Amount, Kind, Slots, Tables};
+    loom::model(|| {
+        let tables = Arc::new(Tables::new(4));
+        let cell = series(0, Kind::Counter);
+        let owner = {
+            let tables = tables.clone();
+            thread::spawn(move || {
+                let (slots, mut table) = (Slots::new(), None);
+                exact_add(&tables, &slots, &mut table, cell, Amount::Int(1));
+                exact_add(&tables, &slots, &mut table, cell, Amount::Int(1));
+                exact_exit(&tables, &slots, table);
+            })
+        };
+        let first = tables.totals(cell);
+        let second = tables.totals(cell);
+        owner.join().unwrap();
+        let last = tables.totals(cell);
+        for (earlier, later) in [(first, second), (second, last)] {
+            assert!(earlier.int <= later.int, "{earlier:?} then {later:?}");
+            assert!(earlier.calls <= later.calls, "{earlier:?} then {later:?}");
+        }
+        assert_eq!((last.int, last.calls), (2, 2), "every call, once");
+    });
+}
+
+/// Exact cells racing the final drain: a reader that sums after the
+/// owner's last add (here: after seeing the owner's Release flag, as
+/// `shutdown()` runs after the calls it must count) sees every add exactly
+/// once, whether the owner's fold at exit has run, is running or has not.
+#[test]
+fn a_read_after_the_last_add_sees_every_add_once_while_the_owner_exits() {
+    use hotmetrics::loom_api::{exact_add, exact_exit, series, Amount, Kind, Slots, Tables};
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    loom::model(|| {
+        let tables = Arc::new(Tables::new(4));
+        let cell = series(0, Kind::UpDown);
+        let added = Arc::new(AtomicBool::new(false));
+        let owner = {
+            let (tables, added) = (tables.clone(), added.clone());
+            thread::spawn(move || {
+                let (slots, mut table) = (Slots::new(), None);
+                exact_add(&tables, &slots, &mut table, cell, Amount::Int(-3));
+                exact_add(&tables, &slots, &mut table, cell, Amount::Float(0.5));
+                // Release: pairs with the reader's Acquire below.
+                added.store(true, Ordering::Release);
+                exact_exit(&tables, &slots, table);
+            })
+        };
+        while !added.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        let seen = tables.totals(cell);
+        assert_eq!(
+            (seen.value(Kind::UpDown), seen.calls),
+            (-2.5, 2),
+            "{seen:?}"
+        );
+        owner.join().unwrap();
+        assert_eq!(tables.totals(cell), seen, "the fold changed no total");
+    });
+}
+
+/// A new engine's epoch racing a thread's exit: what the thread counted
+/// for the old engine never reaches the new one, whether its fold lands
+/// before the restart (and is cleared) or after (and is dropped as stale).
+#[test]
+fn a_restart_racing_an_exit_leaks_nothing_into_the_new_epoch() {
+    use hotmetrics::loom_api::{exact_add, exact_exit, series, Amount, Kind, Slots, Tables};
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    loom::model(|| {
+        let tables = Arc::new(Tables::new(4));
+        let cell = series(0, Kind::Counter);
+        let added = Arc::new(AtomicBool::new(false));
+        let owner = {
+            let (tables, added) = (tables.clone(), added.clone());
+            thread::spawn(move || {
+                let (slots, mut table) = (Slots::new(), None);
+                exact_add(&tables, &slots, &mut table, cell, Amount::Int(5));
+                // Release: pairs with the Acquire below.
+                added.store(true, Ordering::Release);
+                exact_exit(&tables, &slots, table);
+            })
+        };
+        while !added.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        tables.restart();
+        assert_eq!(tables.totals(cell).calls, 0, "nothing of the old epoch");
+        owner.join().unwrap();
+        assert_eq!(tables.totals(cell).calls, 0, "nothing of the old epoch");
+    });
 }

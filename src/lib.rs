@@ -45,7 +45,7 @@
 //! record! ─► thread-local countdown ─(sampled: id, value, π)─► ring ─► flusher
 //!    │        (the series' step taken off it;                   │ full: │ Σ v/π, Σ v²(1−π)/π²
 //!    │         no shared write when unsampled)                  ▼ spill ▼ per series
-//!    └─ exact series (critical, up-down, rare, gauges)      allocator ◄── rates, spread, ring, CPU
+//!    └─ exact: thread's own cell (critical, up-down, rare)  allocator ◄── rates, spread, ring, CPU
 //!                                                               │ base rate + every series' step
 //!                                                               ▼
 //!                                                      exporter threads ─► stdout / OTLP / ...
@@ -77,10 +77,14 @@
 //! the thread's countdown and branches on the borrow: three instructions,
 //! no shared write. Everything else (the sampling decision, validation, the
 //! ring push, spilling on a full ring, resolving a callsite the first time,
-//! exact calls) leaves through one `#[cold]` call into `hot/slow.rs`.
+//! exact handle calls) leaves through one `#[cold]` call into
+//! `hot/slow.rs`. An exact `record!` (`critical counter`, `critical
+//! updown`, `updown`) adds to the thread's own cell for its series with a
+//! load and a store (`hot/exact.rs`), no shared write either.
 //!
 //! Design notes live beside the code: `hot/sampler.rs` for the geometric
 //! skip, `hot/thread.rs` for the thread-local state and its pointer rules,
+//! `hot/exact.rs` for the per-thread exact cells and their fold at exit,
 //! `hot/ring.rs` for the queue protocol, [`controller`] for the rate policy,
 //! `drain/aggregate.rs` for the estimators.
 
@@ -117,7 +121,9 @@ pub use report::stats::{CircuitState, Stats};
 pub mod __private {
     pub use crate::hot::callsite::Callsite;
     pub use crate::hot::cell::Kind;
-    pub use crate::hot::record::{gauge, sampled, timed_begin, timed_end, Timer};
+    pub use crate::hot::record::{
+        exact_counter, exact_updown, gauge, sampled, timed_begin, timed_end, Timer,
+    };
 }
 
 /// The pieces the loom models drive (see `loom_api.rs`). Only built under

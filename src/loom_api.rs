@@ -1,6 +1,7 @@
 //! The pieces the loom models (`loom_tests/`) drive: the ring, the spill
-//! accumulators, the rate cell, the sampler and a one-ring pipeline, with
-//! the few producer steps they exercise. Only built under `--cfg loom`.
+//! accumulators, the rate cell, the sampler, a one-ring pipeline and the
+//! exact cells' tables, with the few producer steps they exercise. Only
+//! built under `--cfg loom`.
 
 pub use crate::hot::rate::{RateCell, RateWord};
 pub use crate::hot::ring::{PushError, Ring};
@@ -8,7 +9,41 @@ pub use crate::hot::sample::{MetricId, Sample};
 pub use crate::hot::sampler::Sampler;
 pub use crate::hot::spill::{Spill, SpillTotals};
 
+pub use crate::hot::cell::{Kind, SeriesCell};
+pub use crate::hot::exact_tables::{Amount, Slots, Tables, Totals};
 pub use crate::hot::pipeline::Pipeline;
+
+/// Series `id` of a fresh slot index space, for models of [`Tables`]
+/// (leaked, as the registry leaks its cells).
+pub fn series(id: u32, kind: Kind) -> &'static SeriesCell {
+    Box::leak(Box::new(SeriesCell::new(MetricId(id), kind)))
+}
+
+/// One exact call on `tables` from the thread whose directory is `slots`
+/// and registration `table`: the fast path, else the cold one.
+pub fn exact_add(
+    tables: &Tables,
+    slots: &Slots,
+    table: &mut Option<usize>,
+    cell: &'static SeriesCell,
+    amount: Amount,
+) {
+    let added = match amount {
+        Amount::Int(amount) => tables.add_int(slots, cell, amount),
+        Amount::Float(amount) => tables.add_float(slots, cell, amount),
+    };
+    if !added {
+        tables.add_slow(slots, Some(table), cell, amount);
+    }
+}
+
+/// What a thread's exit does: forget the directory, fold and unregister.
+pub fn exact_exit(tables: &Tables, slots: &Slots, table: Option<usize>) {
+    slots.forget();
+    if let Some(table) = table {
+        tables.exit(table);
+    }
+}
 
 /// A sample for series `id`.
 pub fn sample(id: u32, inclusion_prob: f32, value: f64) -> Sample {

@@ -20,10 +20,13 @@
 /// assert_eq!(out, 4);
 /// ```
 ///
-/// * `counter`, `updown`, `histogram`: sampled at the engine's rate; the
-///   estimate is corrected by each sample's own probability.
+/// * `counter`, `histogram`: sampled at the engine's rate; the estimate is
+///   corrected by each sample's own probability.
+/// * `updown`: a level, never sampled: every delta is recorded exactly, in
+///   the calling thread's own cell (no shared write), as `critical updown`.
 /// * `gauge`: never sampled; the last value wins.
-/// * `critical counter | updown | histogram`: never sampled, never dropped.
+/// * `critical counter | updown | histogram`: never sampled, never dropped
+///   (counters in the thread's own cell, histograms through the ring).
 /// * `timed`: evaluates the block and, only if this call is recorded, reads
 ///   the clock around it and records the elapsed nanoseconds as a histogram.
 ///
@@ -34,16 +37,16 @@ macro_rules! record {
         $crate::__record_sampled!(Counter, false, $name, $value $(, $key => $label)*)
     };
     (updown: $name:literal, $value:expr $(, $key:literal => $label:literal)* $(,)?) => {
-        $crate::__record_sampled!(UpDown, false, $name, $value $(, $key => $label)*)
+        $crate::__record_exact!(UpDown, exact_updown, $name, $value $(, $key => $label)*)
     };
     (histogram: $name:literal, $value:expr $(, $key:literal => $label:literal)* $(,)?) => {
         $crate::__record_sampled!(Histogram, false, $name, $value $(, $key => $label)*)
     };
     (critical counter: $name:literal, $value:expr $(, $key:literal => $label:literal)* $(,)?) => {
-        $crate::__record_sampled!(Counter, true, $name, $value $(, $key => $label)*)
+        $crate::__record_exact!(Counter, exact_counter, $name, $value $(, $key => $label)*)
     };
     (critical updown: $name:literal, $value:expr $(, $key:literal => $label:literal)* $(,)?) => {
-        $crate::__record_sampled!(UpDown, true, $name, $value $(, $key => $label)*)
+        $crate::__record_exact!(UpDown, exact_updown, $name, $value $(, $key => $label)*)
     };
     (critical histogram: $name:literal, $value:expr $(, $key:literal => $label:literal)* $(,)?) => {
         $crate::__record_sampled!(Histogram, true, $name, $value $(, $key => $label)*)
@@ -84,5 +87,19 @@ macro_rules! __record_sampled {
             $critical,
         );
         $crate::__private::sampled(&__HOTMETRICS_CALLSITE, $value)
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __record_exact {
+    ($kind:ident, $entry:ident, $name:literal, $value:expr $(, $key:literal => $label:literal)*) => {{
+        static __HOTMETRICS_CALLSITE: $crate::__private::Callsite = $crate::__private::Callsite::new(
+            $name,
+            $crate::__private::Kind::$kind,
+            &[$(($key, $label)),*],
+            true,
+        );
+        $crate::__private::$entry(&__HOTMETRICS_CALLSITE, $value)
     }};
 }

@@ -10,6 +10,10 @@
 //! * [`Arc`] is `std`'s in both builds: the installed slot is an
 //!   `arc-swap` cell, which holds `std` `Arc`s (loom's would only add leak
 //!   checks, and no model shares a pipeline through the slot);
+//! * the exact cells' tables (`hot/exact.rs`) are one `static` in the
+//!   shipping build, built from this module's types (`std`'s there, so
+//!   `const`); under loom the models build instances and the unused global
+//!   sits behind a `OnceLock`;
 //! * thread-local state holds only [`Cell`]s (and the thread's pipeline
 //!   handle a [`RefCell`]) and is model-checked as an instance; [`const_thread_local!`] declares it `const` in the shipping
 //!   build and as a loom thread-local under loom.
@@ -25,10 +29,18 @@ pub(crate) mod statics {
 }
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// A lock taken off the per-call path only (the exact cells' tables,
+/// `hot/exact.rs`): `std`'s, or loom's so the models explore around it.
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 
 /// An `UnsafeCell` whose contents are only reachable through closures, the
 /// shape loom needs to track every access.

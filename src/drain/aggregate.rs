@@ -20,11 +20,11 @@ use hdrhistogram::Histogram;
 use super::allocator;
 use super::catalog;
 use crate::hot::cell::Kind;
+use crate::hot::exact::{self, Totals};
 use crate::hot::registry::{self, Labels, SeriesInfo};
 use crate::hot::sample::Sample;
 use crate::hot::spill::SpillTotals;
 use crate::report::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot};
-use crate::sync::Ordering;
 
 /// Running totals of one series.
 #[derive(Debug)]
@@ -255,16 +255,18 @@ impl Aggregator {
         }
     }
 
-    /// Builds the user series of a snapshot: aggregates plus the cells'
-    /// exact totals and gauges.
+    /// Builds the user series of a snapshot: aggregates plus the exact
+    /// totals (cells' bases and the live threads' slots) and gauges.
     ///
     /// `base_rate` is the rate the threads' countdowns are drawn at now: a
     /// sampled series' probability is `1 − (1 − base_rate)^step`.
     pub(crate) fn series_snapshot(&mut self, base_rate: f64) -> Vec<SeriesSnapshot> {
         self.sync();
         let descriptions = catalog::descriptions_now();
+        let mut exact_totals = Vec::new();
+        exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
         let mut out = Vec::with_capacity(self.infos.len());
-        for (info, agg) in self.infos.iter().zip(&self.series) {
+        for ((info, agg), totals) in self.infos.iter().zip(&self.series).zip(&exact_totals) {
             let cell = info.cell;
             let inclusion_prob = (info.kind != Kind::Gauge && !cell.is_exact())
                 .then(|| allocator::prob_of(base_rate, cell.step()));
@@ -281,20 +283,12 @@ impl Aggregator {
             };
             let value = match info.kind {
                 Kind::Counter | Kind::UpDown => {
-                    let raw = cell.exact_int.load(Ordering::Relaxed);
-                    let exact_int = if info.kind == Kind::Counter {
-                        raw as f64
-                    } else {
-                        raw as i64 as f64
-                    };
                     // Exact once something was recorded and nothing sampled; a
                     // series with no data yet is not claimed exact (its type on
                     // the wire must not flip once samples arrive).
-                    let recorded = agg.samples > 0
-                        || cell.exact_calls.load(Ordering::Relaxed) > 0
-                        || cell.is_exact();
+                    let recorded = agg.samples > 0 || totals.calls > 0 || cell.is_exact();
                     let estimate = estimate(
-                        agg.sum + exact_int + cell.exact_float.load(),
+                        agg.sum + totals.value(info.kind),
                         agg.sum_var,
                         !agg.inexact && recorded,
                     );
@@ -354,8 +348,10 @@ impl Aggregator {
         self.sync();
         out.clear();
         let now = Instant::now();
-        for (info, agg) in self.infos.iter().zip(&mut self.series) {
-            let exact = info.cell.exact_calls.load(Ordering::Relaxed);
+        let mut exact_totals = Vec::new();
+        exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
+        for ((info, agg), totals) in self.infos.iter().zip(&mut self.series).zip(&exact_totals) {
+            let exact = totals.calls;
             let new_exact = exact.saturating_sub(agg.exact_seen);
             agg.exact_seen = exact;
             let cv2 = (agg.period_weight > 0.0 && agg.period_value > 0.0).then(|| {
@@ -405,11 +401,13 @@ impl Aggregator {
             .map(|agg| [agg.sum, agg.sum_var, agg.count, agg.count_var])
     }
 
-    /// Exact calls recorded straight into series cells.
+    /// Exact calls recorded: cells' bases plus live threads' slots.
     pub(crate) fn exact_calls(&self) -> u64 {
-        self.infos
+        let mut exact_totals = Vec::new();
+        exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
+        exact_totals
             .iter()
-            .map(|info| info.cell.exact_calls.load(Ordering::Relaxed))
+            .map(|totals: &Totals| totals.calls)
             .sum()
     }
 }

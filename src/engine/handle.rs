@@ -16,6 +16,7 @@ use crate::drain::shared::Shared;
 use crate::error::{ConfigError, InstallError, ShutdownError};
 use crate::export::exporter::Exporter;
 use crate::export::{self, ExportWorker};
+use crate::hot::exact;
 use crate::hot::pipeline::{self, Pipeline};
 use crate::hot::registry;
 use crate::report::health::{Health, Reason};
@@ -53,12 +54,19 @@ impl Engine {
             config.histogram_max,
         ));
         let shared = Arc::new(Shared::new(config, pipeline.clone()));
+        // Refuse before the registry resets anything: a second install
+        // must not clear the running engine's totals.
+        if pipeline::installed().is_some() {
+            return Err(InstallError::AlreadyInstalled);
+        }
         registry::configure(
             &shared.config.never_sample,
             shared.config.new_counter_step(),
             shared.config.sample_first_start(),
             shared.config.cardinality_limit,
         );
+        // After the registry cleared the totals, before calls are accepted.
+        exact::restart();
         if !pipeline::install(pipeline.clone()) {
             return Err(InstallError::AlreadyInstalled);
         }

@@ -1,19 +1,23 @@
 //! The per-series state that producers may write directly.
 //!
 //! Sampled calls never touch it (they go through the ring). It receives:
-//! exact calls (critical callsites, `never_sample` names) as atomic adds,
-//! gauge sets, and the spill of samples the ring could not take. Cells are
+//! the exact totals folded in from per-thread cells (`exact.rs`) and the
+//! exact calls past their memory bound as atomic adds, gauge sets, and the
+//! spill of samples the ring could not take. Cells are
 //! allocated once per series by the registry and live for the process, so a
 //! callsite or handle can keep a `&'static` to its cell.
 
 use super::sample::MetricId;
 use super::spill::Spill;
-use crate::sync::{AtomicBool, AtomicF64, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicF64, AtomicU32, AtomicU64, Ordering};
 
 /// The step of a series whose every call is recorded: no countdown can pay
 /// it without borrowing (countdowns stay below `2^63`), so every call
 /// leaves the fast path.
 pub(crate) const STEP_OFF: u64 = u64::MAX;
+
+/// [`SeriesCell::exact_slot`] of a series with no per-thread slot yet.
+pub(crate) const NO_EXACT_SLOT: u32 = u32::MAX;
 
 /// The kind of instrument a series belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,12 +71,16 @@ pub struct SeriesCell {
     /// exact across engines.
     critical: AtomicBool,
     /// Exact integer total (counters: Σ increments; up-down: Σ deltas as
-    /// wrapping `i64`).
+    /// wrapping `i64`): the base the live threads' slots add to (see
+    /// `exact.rs`; read it through `exact::totals`).
     pub(crate) exact_int: AtomicU64,
-    /// Exact float total for non-integer exact values.
+    /// Exact float total for non-integer exact values (base, as above).
     pub(crate) exact_float: AtomicF64,
     /// Number of exact calls folded into the two totals above.
     pub(crate) exact_calls: AtomicU64,
+    /// Index of the series' slot in every thread's exact cells, handed out
+    /// once under the exact tables' lock; [`NO_EXACT_SLOT`] until then.
+    exact_slot: AtomicU32,
     /// Gauge value as bits; NaN bits while unset.
     pub(crate) gauge: AtomicF64,
     /// Samples the ring could not take.
@@ -90,6 +98,7 @@ impl SeriesCell {
             exact_int: AtomicU64::new(0),
             exact_float: AtomicF64::new(0.0),
             exact_calls: AtomicU64::new(0),
+            exact_slot: AtomicU32::new(NO_EXACT_SLOT),
             gauge: AtomicF64::new(f64::NAN),
             spill: Spill::new(),
         }
@@ -152,13 +161,25 @@ impl SeriesCell {
         self.step.load(Ordering::Relaxed)
     }
 
-    /// Adds an exact integer amount (wrapping, so signed deltas work).
+    /// The series' slot index in the threads' exact cells (see the field).
+    #[inline(always)]
+    pub(crate) fn exact_slot(&self) -> u32 {
+        self.exact_slot.load(Ordering::Relaxed)
+    }
+
+    /// Sets the slot index; called once, under the exact tables' lock.
+    pub(crate) fn set_exact_slot(&self, slot: u32) {
+        self.exact_slot.store(slot, Ordering::Relaxed);
+    }
+
+    /// Adds an exact integer amount to the base (wrapping, so signed deltas
+    /// work): a thread's fold at exit, or a call past the memory bound.
     pub(crate) fn add_exact_int(&self, amount: i64) {
         self.exact_int.fetch_add(amount as u64, Ordering::Relaxed);
         self.exact_calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds an exact non-integer amount.
+    /// Adds an exact non-integer amount to the base.
     pub(crate) fn add_exact_float(&self, amount: f64) {
         self.exact_float.add(amount);
         self.exact_calls.fetch_add(1, Ordering::Relaxed);

@@ -17,7 +17,9 @@
 //! | `spill.rs` | per-series accumulators for samples a full ring refused |
 //! | `rate.rs` | the published rate word |
 //! | `sample.rs` | one sample: series, value, inclusion probability |
-//! | `cell.rs` | a series' producer-side cell (exact atomics, gauge, spill) |
+//! | `cell.rs` | a series' producer-side cell (exact base, gauge, spill) |
+//! | `exact.rs` | exact counts in per-thread single-writer cells, folded at exit |
+//! | `exact_tables.rs` | those cells' pages, the live threads' tables, fold and sums |
 //! | `registry.rs` | series lookup, callsite resolution, name and label checks |
 //! | `handle.rs` | the handles (`counter(..).with_labels(..)`) |
 
@@ -33,9 +35,19 @@ macro_rules! reached_by_loom {
     };
 }
 
-reached_by_loom!(cell, pipeline, rate, ring, sample, sampler, spill);
+reached_by_loom!(
+    cell,
+    exact_tables,
+    pipeline,
+    rate,
+    ring,
+    sample,
+    sampler,
+    spill
+);
 
 pub(crate) mod callsite;
+pub(crate) mod exact;
 pub(crate) mod handle;
 pub(crate) mod record;
 pub(crate) mod registry;

@@ -13,14 +13,19 @@
 //!    says it is a sample, with the probability it was drawn at), its value
 //!    **checked**, and the sample **pushed** to the thread's ring, or
 //!    spilled and counted when the ring is full;
-//! 3. an exact call goes to the series' own atomics (counters, up-down
-//!    counters, gauges) or through the ring with `p = 1` (histograms).
+//! 3. an exact call goes to the thread's own cells (counters, up-down
+//!    counters: `exact.rs`), the series' gauge, or through the ring with
+//!    `p = 1` (histograms).
 //!
 //! Gauges are never sampled and take no step; `timed` reads the clock only
-//! for a call that step 2 (or 3) records.
+//! for a call that step 2 (or 3) records. The forms known exact at compile
+//! time (`critical counter`, `critical updown`, `updown`) take no step
+//! either: [`exact_counter`] and [`exact_updown`] add to the thread's own
+//! cell inline.
 
 use super::callsite::{cell_of, Callsite, STEP_OFF, TAG_EXACT, TAG_MASK};
 use super::cell::SeriesCell;
+use super::exact;
 use super::pipeline;
 use super::slow;
 use super::thread;
@@ -103,4 +108,18 @@ pub fn timed_begin(callsite: &'static Callsite) -> Option<Timer> {
         return None;
     }
     slow::timed_call(callsite, step)
+}
+
+/// Entry point of `record!(critical counter: ..)`: every call recorded in
+/// the thread's own cell (see `exact.rs`), no countdown.
+#[inline(always)]
+pub fn exact_counter<V: Value>(callsite: &'static Callsite, value: V) {
+    exact::callsite_add(callsite, false, value);
+}
+
+/// Entry point of `record!(updown: ..)` and `record!(critical updown: ..)`:
+/// a level is never sampled; as [`exact_counter`], deltas signed.
+#[inline(always)]
+pub fn exact_updown<V: Value>(callsite: &'static Callsite, value: V) {
+    exact::callsite_add(callsite, true, value);
 }

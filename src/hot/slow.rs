@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::callsite::{cell_of, Callsite, STEP_OFF, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
 use super::cell::{Kind, SeriesCell};
+use super::exact;
 use super::pipeline::{self, Pipeline};
 use super::registry;
 use super::sample::Sample;
@@ -338,24 +339,13 @@ fn push(
     }
 }
 
-/// Records an exact call (routed while an engine is installed): atomics
-/// for counters, the ring with `p = 1` for histograms, the cell for gauges.
+/// Records an exact call (routed while an engine is installed): the
+/// thread's own cells for counters (`exact.rs`), the ring with `p = 1` for
+/// histograms, the cell for gauges.
 #[inline(never)]
 pub(crate) fn exact<V: Value>(cell: &'static SeriesCell, value: V) {
     match cell.kind {
-        Kind::Counter | Kind::UpDown => match value.to_i64() {
-            Some(amount) if cell.kind == Kind::UpDown || amount >= 0 => {
-                cell.add_exact_int(amount);
-            }
-            _ => {
-                let amount = value.to_f64();
-                if valid(cell.kind, amount, f64::MAX) {
-                    cell.add_exact_float(amount);
-                } else {
-                    reject();
-                }
-            }
-        },
+        Kind::Counter | Kind::UpDown => exact::add(cell, value),
         Kind::Gauge => set_gauge(cell, value.to_f64()),
         Kind::Histogram => push_decided(cell, 1.0, value.to_f64()),
     }

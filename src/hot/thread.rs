@@ -39,6 +39,12 @@
 //! A handle that is stale but not yet closed is still a live pipeline whose
 //! final drain will take what is pushed to it, exactly as a call holding an
 //! `arc-swap` guard across an uninstall would.
+//!
+//! Exact calls reach nothing here (no sampler, no pipeline): their
+//! per-thread cells live in `exact.rs`, in a pair of thread-locals of the
+//! same shape (a `const` directory without destructor, and an owner
+//! registered lazily whose destructor folds the cells at thread exit),
+//! which keeps that file self-contained and holds no raw pointer.
 
 use super::pipeline::{self, Pipeline};
 use super::ring::Ring;

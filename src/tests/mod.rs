@@ -8,6 +8,7 @@ mod config;
 mod conservation;
 mod controller;
 mod engine;
+mod exact;
 mod faults;
 mod health;
 mod honesty;

@@ -82,6 +82,13 @@ fn rate_three_percent_million_calls_within_four_std_errors() {
             estimate.std_error
         );
     }
+    // A level is never sampled: the up-down counter is exact at any rate.
+    let level = snapshot.counter("stat.updown", &[]).unwrap();
+    let level_truth = (0..1_000_000u64)
+        .map(|i| if i % 3 == 0 { -2.0 } else { 1.0 })
+        .sum::<f64>();
+    assert!(level.exact);
+    assert_eq!((level.value, level.std_error), (level_truth, 0.0));
     let hist = snapshot.histogram("stat.hist", &[]).unwrap();
     assert!((hist.count.value - 1e6).abs() <= 4.0 * hist.count.std_error);
     let sum_truth = 10_000.0 * (0..100).sum::<u64>() as f64;
