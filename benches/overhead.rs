@@ -173,6 +173,7 @@ fn summary() {
             }
         }
         let samples_before = engine.stats().samples_recorded;
+        let spilled_before = engine.stats().samples_dropped;
         let cpu_before = flusher_cpu_secs();
         let started = std::time::Instant::now();
         let mut results = Vec::new();
@@ -180,7 +181,10 @@ fn summary() {
             results.push(paired(&cases, threads, Duration::from_millis(40)));
         }
         let wall = started.elapsed().as_secs_f64();
-        let samples = engine.stats().samples_recorded - samples_before;
+        let stats = engine.stats();
+        let samples = stats.samples_recorded - samples_before;
+        let spilled = stats.samples_dropped - spilled_before;
+        let max_gap = stats.max_drain_gap;
         let flusher = flusher_cpu_secs()
             .zip(cpu_before)
             .map(|(after, before)| (after - before) / wall);
