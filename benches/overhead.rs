@@ -225,13 +225,14 @@ fn summary() {
                 (ours - floor) * 100.0
             );
         }
+        let flusher = flusher.map_or("n/a".into(), |share| {
+            format!("{:.2} % of a core", share * 100.0)
+        });
         println!(
-            "samples drained while measuring: {:.0} per second; flusher thread CPU: {}",
+            "samples drained while measuring: {:.0} per second, {spilled} spilled; \
+             flusher thread CPU: {flusher}; longest drain gap {:.1} ms",
             samples as f64 / wall,
-            flusher.map_or("n/a".into(), |share| format!(
-                "{:.2} % of a core",
-                share * 100.0
-            ))
+            max_gap.as_secs_f64() * 1e3
         );
     }
 }
