@@ -5,6 +5,7 @@
 //! | counter | `counter`, sample `<name>_total` |
 //! | up-down counter, gauge | `gauge` |
 //! | histogram | `histogram`: cumulative `_bucket{le=…}`, `_sum`, `_count` |
+//! | an estimate's variance | `counter`: `<name>_variance_total`, `<name>_count_variance_total`, `<name>_sum_variance_total` |
 //!
 //! Names are sanitised to `[a-zA-Z_:][a-zA-Z0-9_:]*` (every other
 //! character becomes `_`, runs of `_` collapse, a leading digit gets a `_`
@@ -19,8 +20,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
+use crate::export::variance;
 use crate::hot::registry::Labels;
-use crate::report::snapshot::{Estimate, MetricValue, Snapshot};
+use crate::report::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
 
 /// Which exposition format to write.
 ///
@@ -58,7 +60,8 @@ impl PrometheusFormat {
 pub(crate) struct RenderOptions {
     pub(crate) boundaries: HashMap<String, Vec<f64>>,
     pub(crate) default_boundaries: Vec<f64>,
-    pub(crate) std_error_gauges: bool,
+    /// Expose each estimate's variance (`export/variance.rs`).
+    pub(crate) variance: bool,
     /// Resource attributes for `target_info`; empty for none.
     pub(crate) target_info: Vec<(String, String)>,
 }
@@ -260,26 +263,13 @@ pub(crate) fn render(
                     );
                 }
                 families.describe(&family, source, help);
-                std_error(
-                    &mut families,
-                    options,
-                    &base,
-                    source,
-                    &series.labels,
-                    estimate,
-                );
+                let of = format!("{family}_total");
+                variance_line(&mut families, options, &family, &of, series, estimate);
             }
-            // Up-down counters are gauges in Prometheus, plus their std error.
+            // Up-down counters are gauges in Prometheus (and exact).
             MetricValue::UpDown(estimate) => {
                 gauge_line(&mut families, &base, source, &series.labels, estimate.value);
-                std_error(
-                    &mut families,
-                    options,
-                    &base,
-                    source,
-                    &series.labels,
-                    estimate,
-                );
+                variance_line(&mut families, options, &base, &base, series, estimate);
             }
             MetricValue::Gauge(value) => {
                 gauge_line(&mut families, &base, source, &series.labels, *value);
@@ -304,24 +294,10 @@ pub(crate) fn render(
                     let _ = writeln!(lines, "{base}_sum{labels} {}", number(histogram.sum.value));
                     let _ = writeln!(lines, "{base}_count{labels} {total}");
                 }
-                let count_base = format!("{base}_count");
-                let sum_base = format!("{base}_sum");
-                std_error(
-                    &mut families,
-                    options,
-                    &count_base,
-                    source,
-                    &series.labels,
-                    &histogram.count,
-                );
-                std_error(
-                    &mut families,
-                    options,
-                    &sum_base,
-                    source,
-                    &series.labels,
-                    &histogram.sum,
-                );
+                for (part, estimate) in [("count", &histogram.count), ("sum", &histogram.sum)] {
+                    let of = format!("{base}_{part}");
+                    variance_line(&mut families, options, &of, &of, series, estimate);
+                }
             }
         }
         families.describe(&base, source, help);
@@ -351,7 +327,6 @@ pub(crate) fn render(
     (out, families.collisions)
 }
 
-/// The gauge `<base>_std_error` of an estimated value, when asked for.
 /// One `gauge` sample line of family `base`.
 fn gauge_line(families: &mut Families, base: &str, source: &str, labels: &Labels, value: f64) {
     if let Some(lines) = families.lines(base, "gauge", source) {
@@ -359,25 +334,24 @@ fn gauge_line(families: &mut Families, base: &str, source: &str, labels: &Labels
     }
 }
 
-fn std_error(
+/// The counter `<base>_variance_total` of an estimate that is not exact,
+/// when on; `of` names the series it belongs to, for `# HELP`.
+fn variance_line(
     families: &mut Families,
     options: &RenderOptions,
     base: &str,
-    source: &str,
-    labels: &Labels,
+    of: &str,
+    series: &SeriesSnapshot,
     estimate: &Estimate,
 ) {
-    if !options.std_error_gauges || estimate.exact {
+    let Some(variance) = variance::of(estimate).filter(|_| options.variance) else {
         return;
+    };
+    let family = format!("{base}_variance");
+    let owner = format!("{} (variance)", series.name);
+    if let Some(lines) = families.lines(&family, "counter", &owner) {
+        let labels = label_set(&series.labels, None);
+        let _ = writeln!(lines, "{family}_total{labels} {}", number(variance));
     }
-    let name = format!("{base}_std_error");
-    let owner = format!("{source} (std_error)");
-    if let Some(lines) = families.lines(&name, "gauge", &owner) {
-        let _ = writeln!(
-            lines,
-            "{name}{} {}",
-            label_set(labels, None),
-            number(estimate.std_error)
-        );
-    }
+    families.describe(&family, &owner, Some(&variance::description(of)));
 }
