@@ -110,7 +110,8 @@ pub(crate) fn description(series: &str) -> String {
 }
 
 /// The square of a UCUM unit (see the module notes); empty for an empty
-/// unit.
+/// unit. OTLP only: Prometheus carries no units.
+#[cfg(feature = "otlp")]
 pub(crate) fn squared_unit(unit: &str) -> String {
     let unit = unit.trim();
     if unit.is_empty() || unit == "1" {
@@ -147,6 +148,7 @@ pub(crate) fn squared_unit(unit: &str) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "otlp")]
     #[test]
     fn units_are_squared_in_ucum() {
         for (unit, squared) in [

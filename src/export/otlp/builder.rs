@@ -78,7 +78,8 @@ impl Otlp {
         OtlpBuilder::default()
     }
 
-    /// An exporter configured by the `OTEL_*` environment variables alone.
+    /// An exporter configured by the environment alone: the `OTEL_*`
+    /// variables and `HOTMETRICS_EXPORT_VARIANCE`.
     ///
     /// # Errors
     ///
@@ -260,8 +261,9 @@ impl OtlpBuilder {
         self
     }
 
-    /// Reads `OTEL_*` from `vars` instead of the process environment (for
-    /// tests and embedding). An empty list ignores the environment.
+    /// Reads `OTEL_*` (and `HOTMETRICS_EXPORT_VARIANCE`) from `vars`
+    /// instead of the process environment (for tests and embedding). An
+    /// empty list ignores the environment.
     pub fn env_vars<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,

@@ -121,12 +121,14 @@ impl Prometheus {
 
     /// Serves `/metrics` on `OTEL_EXPORTER_PROMETHEUS_HOST`:
     /// `OTEL_EXPORTER_PROMETHEUS_PORT` (default `localhost:9464`, bound as
-    /// `127.0.0.1:9464`).
+    /// `127.0.0.1:9464`), with variance series unless
+    /// `HOTMETRICS_EXPORT_VARIANCE=false`.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a port that does not parse or an address that
-    /// cannot be listened on (in use, not local).
+    /// [`ConfigError`] for a port that does not parse, an address that
+    /// cannot be listened on (in use, not local), or a
+    /// `HOTMETRICS_EXPORT_VARIANCE` that is not a boolean.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::builder().build()
     }
@@ -235,23 +237,16 @@ impl PrometheusBuilder {
     /// over time. Exact series have none.
     ///
     /// ```
-    /// use hotmetrics::export::Prometheus;
-    ///
-    /// let prometheus = Prometheus::builder()
-    ///     .without_server()
-    ///     .export_variance(false)
-    ///     .build()
-    ///     .unwrap();
-    /// # drop(prometheus);
+    /// let builder = hotmetrics::export::Prometheus::builder().export_variance(false);
+    /// assert!(!builder.without_server().build().unwrap().render().contains("_variance"));
     /// ```
     pub fn export_variance(mut self, on: bool) -> Self {
         self.variance = Some(on);
         self
     }
 
-    /// The standard-error gauges this setting turned on are gone: the
-    /// variance, which can be summed and taken over windows, replaced
-    /// them. Now the same as [`export_variance`](Self::export_variance).
+    /// Now the same as [`export_variance`](Self::export_variance): the
+    /// variance, which can be summed, replaced the standard-error gauges.
     #[deprecated(
         note = "standard-error gauges are replaced by variance series, on by default: use `export_variance`"
     )]
@@ -272,7 +267,8 @@ impl PrometheusBuilder {
         self
     }
 
-    /// Reads `OTEL_*` from `vars` instead of the process environment.
+    /// Reads `OTEL_*` (and `HOTMETRICS_EXPORT_VARIANCE`) from `vars`
+    /// instead of the process environment.
     pub fn env_vars<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::export::rebucket::fixtures::histogram;
-use crate::report::snapshot::Estimate;
+use hdrhistogram::Histogram;
+
+use crate::report::snapshot::{Estimate, HistogramSnapshot};
 use crate::report::stats::Stats;
 
 fn series(name: &str, value: MetricValue) -> SeriesSnapshot {
@@ -17,9 +18,19 @@ fn series(name: &str, value: MetricValue) -> SeriesSnapshot {
 fn snapshot() -> Snapshot {
     let mut unseen = Estimate::new(0.0, 0.0, false, 0);
     unseen.calls_upper_bound = Some(299.6);
-    let mut latency = histogram(&[3.0, 40.0], 50);
-    latency.count = Estimate::new(100.0, 12.5, false, 2);
-    latency.sum = Estimate::new(2150.0, 700.0, false, 2);
+    let mut distribution = Histogram::<u64>::new(3).unwrap();
+    distribution.record_n(3000, 50).unwrap();
+    distribution.record_n(40000, 50).unwrap();
+    let latency = HistogramSnapshot {
+        count: Estimate::new(100.0, 12.5, false, 2),
+        sum: Estimate::new(2150.0, 700.0, false, 2),
+        min: Some(3.0),
+        max: Some(40.0),
+        min_max_exact: false,
+        samples: 2,
+        distribution: Arc::new(distribution),
+        resolution: 0.001,
+    };
     Snapshot {
         series: vec![
             series(
