@@ -57,6 +57,10 @@
 //!   `Estimate::calls_upper_bound` bounds them). On the wire a window with
 //!   no sample is one where neither the value nor the variance moved; one
 //!   where the value moved and the variance did not had only exact calls.
+//! * **Names taken.** A variance name that is a metric of the program's
+//!   own, or another series' variance (a counter `h.count` beside a
+//!   histogram `h`), is left out and logged once: the program's metric, or
+//!   the first series, keeps it.
 //! * **The switch.** On by default; `export_variance(false)` on the OTLP or
 //!   Prometheus builder, or `HOTMETRICS_EXPORT_VARIANCE=false` (the builder
 //!   setting wins), turns it off. It replaces the standard-error gauges of

@@ -17,7 +17,7 @@
 //! `Metric`. Every estimated value is followed by its variance series
 //! unless the exporter was built without (`export/variance.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -99,14 +99,20 @@ pub(crate) struct Mapper<'a> {
 
 /// Metrics of a request, grouped by name in first-seen order.
 #[derive(Default)]
-struct Metrics {
+struct Metrics<'a> {
     list: Vec<(String, Data)>,
     by_name: HashMap<String, usize>,
     /// Declared unit and description per name.
     described: HashMap<String, (String, String)>,
+    /// Names of the program's own metrics, which no variance series takes.
+    program: HashSet<&'a str>,
+    /// The series whose variance each variance name carries (the first).
+    variance_of: HashMap<String, &'a str>,
+    /// Variance series left out because their name was taken.
+    left_out: Vec<String>,
 }
 
-impl Metrics {
+impl<'a> Metrics<'a> {
     /// The data of metric `name`, created by `empty` if new.
     fn entry(&mut self, name: &str, empty: impl FnOnce() -> Data) -> &mut Data {
         let index = match self.by_name.get(name) {
@@ -133,17 +139,28 @@ impl Metrics {
         }
     }
 
-    /// The variance series `<base>.variance` of an estimate: a monotonic
-    /// sum with the estimate's attributes and temporality, in its squared
-    /// unit (see `export/variance.rs`).
+    /// The variance series `<base>.variance` of an estimate of `of`: a
+    /// monotonic sum with the estimate's attributes and temporality, in its
+    /// squared unit (see `export/variance.rs`). Left out when the name is
+    /// a metric of the program's or another series' variance (a counter
+    /// `h.count` beside a histogram `h`): points of two meanings never
+    /// share a metric.
     fn variance(
         &mut self,
+        of: &'a str,
         base: &str,
         unit: Option<&str>,
         temporality: i32,
         point: NumberDataPoint,
     ) {
         let name = format!("{base}.variance");
+        let owner = *self.variance_of.entry(name.clone()).or_insert(of);
+        if owner != of || self.program.contains(name.as_str()) {
+            if !self.left_out.contains(&name) {
+                self.left_out.push(name);
+            }
+            return;
+        }
         let unit = unit
             .map(variance::squared_unit)
             .filter(|unit| !unit.is_empty());
@@ -189,8 +206,12 @@ impl Metrics {
 }
 
 impl Mapper<'_> {
-    /// The whole request for `snapshot`.
-    pub(crate) fn request(&self, snapshot: &Snapshot) -> ExportMetricsServiceRequest {
+    /// The whole request for `snapshot`, and the variance series left out
+    /// because their names were taken.
+    pub(crate) fn request(
+        &self,
+        snapshot: &Snapshot,
+    ) -> (ExportMetricsServiceRequest, Vec<String>) {
         let times = Times {
             now: nanos(snapshot.time),
             cumulative_start: nanos(snapshot.start_time),
@@ -199,7 +220,10 @@ impl Mapper<'_> {
                     .map_or(snapshot.start_time, |state| state.start_time(snapshot)),
             ),
         };
-        let mut metrics = Metrics::default();
+        let mut metrics = Metrics {
+            program: snapshot.series.iter().map(|s| &*s.name).collect(),
+            ..Metrics::default()
+        };
         for series in &snapshot.series {
             self.series(&mut metrics, series, &times);
         }
@@ -213,7 +237,8 @@ impl Mapper<'_> {
                 .collect(),
             ..Default::default()
         };
-        ExportMetricsServiceRequest {
+        let left_out = std::mem::take(&mut metrics.left_out);
+        let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(resource),
                 scope_metrics: vec![ScopeMetrics {
@@ -227,7 +252,8 @@ impl Mapper<'_> {
                 }],
                 ..Default::default()
             }],
-        }
+        };
+        (request, left_out)
     }
 
     fn baseline(&self, series: &SeriesSnapshot) -> Option<&Baseline> {
@@ -235,7 +261,7 @@ impl Mapper<'_> {
             .and_then(|state| state.baseline(&series.name, &series.labels))
     }
 
-    fn series(&self, metrics: &mut Metrics, series: &SeriesSnapshot, times: &Times) {
+    fn series<'s>(&self, metrics: &mut Metrics<'s>, series: &'s SeriesSnapshot, times: &Times) {
         let delta = self.delta.is_some();
         let temporality = if delta {
             AggregationTemporality::Delta as i32
@@ -278,7 +304,7 @@ impl Mapper<'_> {
                 if variance_on && !estimate.exact {
                     let variance = variance_delta(estimate, accepted);
                     let point = point(start, number_data_point::Value::AsDouble(variance));
-                    metrics.variance(&series.name, unit, temporality, point);
+                    metrics.variance(&series.name, &series.name, unit, temporality, point);
                 }
             }
             MetricValue::UpDown(estimate) => {
@@ -292,7 +318,7 @@ impl Mapper<'_> {
                         times.cumulative_start,
                         number_data_point::Value::AsDouble(variance),
                     );
-                    metrics.variance(&series.name, unit, cumulative, point);
+                    metrics.variance(&series.name, &series.name, unit, cumulative, point);
                 }
             }
             MetricValue::Gauge(value) => {
@@ -345,7 +371,7 @@ impl Mapper<'_> {
                     if let Some(variance) = variance {
                         let point = point(start, number_data_point::Value::AsDouble(variance));
                         let base = format!("{}.{part}", series.name);
-                        metrics.variance(&base, unit, temporality, point);
+                        metrics.variance(&series.name, &base, unit, temporality, point);
                     }
                 }
             }

@@ -13,10 +13,11 @@
 //! `__` gets a `key_` prefix), and two labels that sanitise to the same name
 //! have their values joined with `;`. Two metrics whose families collide
 //! after sanitising keep the first one; the other is left out and logged
-//! once. Bucket counts are the estimated counts rounded so they sum
-//! exactly to `_count`.
+//! once. A variance family never takes the name of a program's metric,
+//! whatever the order. Bucket counts are the estimated counts rounded so
+//! they sum exactly to `_count`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
@@ -180,6 +181,9 @@ struct Families {
     by_name: HashMap<String, Family>,
     /// Metric names left out because their family name was taken.
     collisions: Vec<String>,
+    /// Family names of the program's own metrics, which no variance series
+    /// takes even when it comes first.
+    program: HashSet<String>,
 }
 
 impl Families {
@@ -231,7 +235,11 @@ pub(crate) fn render(
     options: &RenderOptions,
     format: PrometheusFormat,
 ) -> (String, Vec<String>) {
-    let mut families = Families::default();
+    let series_list = snapshot.map(|s| s.series.as_slice()).unwrap_or_default();
+    let mut families = Families {
+        program: series_list.iter().map(family_name).collect(),
+        ..Families::default()
+    };
     if !options.target_info.is_empty() {
         let labels: Labels = options
             .target_info
@@ -247,7 +255,7 @@ pub(crate) fn render(
             let _ = writeln!(lines, "target_info{} 1", label_set(&labels, None));
         }
     }
-    for series in snapshot.map(|s| s.series.as_slice()).unwrap_or_default() {
+    for series in series_list {
         let base = metric_name(&series.name);
         let source = &*series.name;
         let help = series.description.as_deref();
@@ -327,6 +335,15 @@ pub(crate) fn render(
     (out, families.collisions)
 }
 
+/// The family a series' samples go to (a counter's without `_total`).
+fn family_name(series: &SeriesSnapshot) -> String {
+    let base = metric_name(&series.name);
+    match series.value {
+        MetricValue::Counter(_) => base.strip_suffix("_total").unwrap_or(&base).to_string(),
+        _ => base,
+    }
+}
+
 /// One `gauge` sample line of family `base`.
 fn gauge_line(families: &mut Families, base: &str, source: &str, labels: &Labels, value: f64) {
     if let Some(lines) = families.lines(base, "gauge", source) {
@@ -349,6 +366,12 @@ fn variance_line(
     };
     let family = format!("{base}_variance");
     let owner = format!("{} (variance)", series.name);
+    if families.program.contains(&family) {
+        if !families.collisions.contains(&owner) {
+            families.collisions.push(owner);
+        }
+        return;
+    }
     if let Some(lines) = families.lines(&family, "counter", &owner) {
         let labels = label_set(&series.labels, None);
         let _ = writeln!(lines, "{family}_total{labels} {}", number(variance));

@@ -367,3 +367,31 @@ fn off_by_the_builder_or_the_environment() {
     };
     assert_eq!(error.setting, "HOTMETRICS_EXPORT_VARIANCE");
 }
+
+#[test]
+fn names_taken_by_the_program_or_another_variance_are_left_out() {
+    let otlp = quick("http://unused").build().unwrap();
+    let snapshot = snapshot_at(
+        vec![
+            series("x", &[], MetricValue::Counter(sampled(100.0, 3.0))),
+            // The program's own metric of that name, after it.
+            series("x.variance", &[], MetricValue::Counter(exact(7.0))),
+            // A counter `h.count` and a histogram `h` both have a
+            // `h.count.variance`: the first keeps it.
+            series("h.count", &[], MetricValue::Counter(sampled(50.0, 2.0))),
+            series(
+                "h",
+                &[],
+                MetricValue::Histogram(sampled_histogram(&[1.0], 5.0, 6.0)),
+            ),
+        ],
+        1,
+    );
+    let request = otlp.request(&snapshot);
+    let x = points(metric(&request, "x.variance"));
+    assert_eq!(x.len(), 1);
+    assert_eq!(x[0].value, Some(number_data_point::Value::AsInt(7)));
+    let count = points(metric(&request, "h.count.variance"));
+    assert_eq!((count.len(), value(&count[0])), (1, 4.0));
+    assert_eq!(value(&points(metric(&request, "h.sum.variance"))[0]), 36.0);
+}

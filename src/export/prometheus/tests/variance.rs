@@ -255,3 +255,46 @@ fn off_by_the_builder_or_the_environment() {
         .unwrap_err();
     assert_eq!(error.setting, "HOTMETRICS_EXPORT_VARIANCE");
 }
+
+#[test]
+fn names_taken_by_the_program_or_another_variance_are_left_out() {
+    let prometheus = Prometheus::builder()
+        .without_server()
+        .without_target_info()
+        .env_vars(NO_ENV)
+        .build()
+        .unwrap();
+    prometheus
+        .clone()
+        .export(&snapshot(vec![
+            series("x", &[], MetricValue::Counter(estimate(100.0, 3.0, false))),
+            // The program's own counter of that family, after it.
+            series(
+                "x.variance",
+                &[],
+                MetricValue::Counter(estimate(7.0, 0.0, true)),
+            ),
+            series(
+                "h.count",
+                &[],
+                MetricValue::Counter(estimate(50.0, 2.0, false)),
+            ),
+            series(
+                "h",
+                &[],
+                MetricValue::Histogram(sampled_histogram(&[1.0], 5.0, 6.0)),
+            ),
+        ]))
+        .unwrap();
+    // The parser refuses a second `# TYPE` for one family.
+    let (samples, _) = parse(&prometheus.render());
+    let named = |name: &str| samples.iter().filter(|s| s.0 == name).count();
+    assert_eq!(find(&samples, "x_variance_total", &[]).unwrap().2, 7.0);
+    assert_eq!(named("x_variance_total"), 1);
+    assert_eq!(
+        find(&samples, "h_count_variance_total", &[]).unwrap().2,
+        4.0
+    );
+    assert_eq!(named("h_count_variance_total"), 1);
+    assert_eq!(find(&samples, "h_sum_variance_total", &[]).unwrap().2, 36.0);
+}
