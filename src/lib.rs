@@ -8,7 +8,9 @@
 //! sampled calls do any shared work: one push into a bounded lock-free ring.
 //! A background flusher drains the rings, weights every sample by the
 //! inverse of the probability it was taken with (Horvitz–Thompson), and
-//! reports each total with its standard error and sample count.
+//! reports each total with its standard error and sample count. The OTLP
+//! and Prometheus exporters send each estimated series' variance beside it,
+//! which backends can sum across instances and take over windows.
 //!
 //! By default each series is sampled just enough for its own accuracy
 //! target (1 % relative standard error per export interval): hot series

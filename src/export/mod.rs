@@ -17,6 +17,11 @@
 //! tests), [`Otlp`] (OpenTelemetry over HTTP/protobuf, gRPC with the
 //! `otlp-grpc` feature) and [`Prometheus`] (a `/metrics` endpoint). [`from_env`]
 //! picks them by `OTEL_METRICS_EXPORTER`.
+//!
+//! OTLP and Prometheus send, beside every estimated series, its cumulative
+//! variance estimate as a monotonic sum (`<name>.variance`,
+//! `<name>_variance_total`), which backends can sum across instances and
+//! take over a window: see `variance.rs`.
 
 pub(crate) mod env;
 pub(crate) mod exporter;
@@ -30,6 +35,8 @@ pub mod prometheus;
 mod rebucket;
 pub(crate) mod select;
 pub(crate) mod stdout;
+#[cfg(any(feature = "otlp", feature = "prometheus"))]
+pub(crate) mod variance;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;

@@ -8,7 +8,7 @@ use crate::export::stdout::Stdout;
 const ACCEPTED: &str = "a comma-separated list of otlp, prometheus, console, none";
 
 /// The exporters named by `OTEL_METRICS_EXPORTER`, each configured by its
-/// own `OTEL_*` variables.
+/// own `OTEL_*` variables (and `HOTMETRICS_EXPORT_VARIANCE`).
 ///
 /// | `OTEL_METRICS_EXPORTER` | exporters |
 /// |---|---|

@@ -60,6 +60,26 @@ impl Estimate {
         Self::new(value, 0.0, true, 0)
     }
 
+    /// The variance estimate `std_error²`: for a sampled series the
+    /// Horvitz–Thompson `Σ v²(1−π)/π²` over its samples (0 for an exact
+    /// series). Unlike the standard error it adds up: the variance of a
+    /// sum of independent estimates is the sum of their variances, and the
+    /// variance of an increase between two snapshots is the increase of
+    /// the variance. This is what the exporters send beside every
+    /// estimated series (`<name>.variance`, `<name>_variance_total`).
+    ///
+    /// ```
+    /// use hotmetrics::Estimate;
+    ///
+    /// // Two instances' estimates of the same counter, summed:
+    /// let (a, b) = (Estimate::new(1000.0, 30.0, false, 900), Estimate::new(500.0, 40.0, false, 300));
+    /// let sum_std_error = (a.variance() + b.variance()).sqrt();
+    /// assert_eq!(sum_std_error, 50.0); // not 30 + 40
+    /// ```
+    pub fn variance(&self) -> f64 {
+        self.std_error * self.std_error
+    }
+
     /// `std_error / |value|` (0 for an exact or zero estimate).
     pub fn relative_error(&self) -> f64 {
         if self.value == 0.0 {

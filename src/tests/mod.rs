@@ -16,4 +16,5 @@ mod hostile;
 mod lifetime;
 mod sampling;
 mod steps_honesty;
+mod summed_honesty;
 mod targeting;

@@ -50,7 +50,7 @@ pub struct OtlpBuilder {
     max_exponential_buckets: Option<usize>,
     service_name: Option<String>,
     resource: Vec<(String, String)>,
-    std_error_gauges: bool,
+    variance: Option<bool>,
     retry: Option<RetryPolicy>,
     circuit: Option<CircuitBreakerPolicy>,
     certificate: Option<PathBuf>,
@@ -78,7 +78,8 @@ impl Otlp {
         OtlpBuilder::default()
     }
 
-    /// An exporter configured by the `OTEL_*` environment variables alone.
+    /// An exporter configured by the environment alone: the `OTEL_*`
+    /// variables and `HOTMETRICS_EXPORT_VARIANCE`.
     ///
     /// # Errors
     ///
@@ -194,12 +195,37 @@ impl OtlpBuilder {
         self
     }
 
-    /// Also export each estimated series' standard error as a gauge
-    /// `<name>.std_error` (histograms: `<name>.count.std_error` and
-    /// `<name>.sum.std_error`). Off by default.
-    pub fn std_error_gauges(mut self, on: bool) -> Self {
-        self.std_error_gauges = on;
+    /// Whether each estimated (sampled) series goes out with its
+    /// cumulative variance estimate, a monotonic double `Sum` named
+    /// `<name>.variance` (histograms: `<name>.count.variance` and
+    /// `<name>.sum.variance`) with the series' attributes, temporality and
+    /// squared unit. On by default; unset, `HOTMETRICS_EXPORT_VARIANCE`
+    /// (`true`/`false`) decides.
+    ///
+    /// Variances add across instances and over time, so a backend gets
+    /// the standard error of any sum or increase it computes as the square
+    /// root of the same sum or increase of the variance series. Exact
+    /// series have none.
+    ///
+    /// ```
+    /// use hotmetrics::export::Otlp;
+    ///
+    /// let exporter = Otlp::builder().export_variance(false).build().unwrap();
+    /// # drop(exporter);
+    /// ```
+    pub fn export_variance(mut self, on: bool) -> Self {
+        self.variance = Some(on);
         self
+    }
+
+    /// The standard-error gauges this setting turned on are gone: the
+    /// variance, which backends can sum and take over windows, replaced
+    /// them. Now the same as [`export_variance`](Self::export_variance).
+    #[deprecated(
+        note = "standard-error gauges are replaced by variance series, on by default: use `export_variance`"
+    )]
+    pub fn std_error_gauges(self, on: bool) -> Self {
+        self.export_variance(on)
     }
 
     /// Backoff between attempts.
@@ -235,8 +261,9 @@ impl OtlpBuilder {
         self
     }
 
-    /// Reads `OTEL_*` from `vars` instead of the process environment (for
-    /// tests and embedding). An empty list ignores the environment.
+    /// Reads `OTEL_*` (and `HOTMETRICS_EXPORT_VARIANCE`) from `vars`
+    /// instead of the process environment (for tests and embedding). An
+    /// empty list ignores the environment.
     pub fn env_vars<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -261,7 +288,8 @@ impl OtlpBuilder {
     /// or compression, `grpc` without the `otlp-grpc` feature, a URL
     /// without `http://` or `https://`, a malformed header list (the value
     /// is not repeated), a certificate file that cannot be read or parsed,
-    /// boundaries that are not finite and increasing.
+    /// boundaries that are not finite and increasing, a
+    /// `HOTMETRICS_EXPORT_VARIANCE` that is not a boolean.
     pub fn build(self) -> Result<Otlp, ConfigError> {
         let config = self.resolve()?;
         Otlp::with_config(config)

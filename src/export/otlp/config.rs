@@ -219,7 +219,8 @@ pub(crate) struct Config {
     pub(crate) default_boundaries: Vec<f64>,
     pub(crate) max_exponential_buckets: usize,
     pub(crate) resource: Resource,
-    pub(crate) std_error_gauges: bool,
+    /// Send each estimated series' variance (`export/variance.rs`).
+    pub(crate) variance: bool,
     pub(crate) retry: RetryPolicy,
     pub(crate) circuit: CircuitBreakerPolicy,
     pub(crate) tls: TlsFiles,
@@ -249,7 +250,7 @@ impl fmt::Debug for Config {
             .field("temporality", &self.temporality)
             .field("histogram", &self.histogram)
             .field("resource", &self.resource)
-            .field("std_error_gauges", &self.std_error_gauges)
+            .field("variance", &self.variance)
             .field("retry", &self.retry)
             .field("circuit", &self.circuit)
             .field("tls", &self.tls)

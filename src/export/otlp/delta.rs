@@ -3,7 +3,9 @@
 //! The engine's snapshots are cumulative. For delta output the exporter
 //! keeps, per counter and histogram series, the cumulative state of the
 //! last snapshot the backend *accepted*, and sends `current − accepted`
-//! over `[accepted time, current time]`. A failed export does not move
+//! over `[accepted time, current time]`; the variance series of an
+//! estimate the same way (the variance of an increase is the increase of
+//! the variance). A failed export does not move
 //! that baseline, so its data rides along in the next export's delta (with
 //! a start time that covers the whole gap): nothing is lost and nothing is
 //! queued. Memory is one entry per series, whatever the length of an
@@ -68,6 +70,15 @@ impl DeltaState {
     pub(crate) fn len(&self) -> usize {
         self.series.len()
     }
+}
+
+/// The variance of `current − accepted`: the variance added since the
+/// accepted export (samples are independent, so variances add), taken
+/// from the variances themselves so that the deltas sum back to the
+/// cumulative variance.
+pub(crate) fn variance_delta(current: &Estimate, accepted: Option<&Estimate>) -> f64 {
+    let before = accepted.map_or(0.0, Estimate::variance);
+    (current.variance() - before).max(0.0)
 }
 
 /// `current − accepted` of a counter; exact only if both are.

@@ -2,7 +2,9 @@
 //! with an accepted request. Sending with retries is in `deliver.rs`,
 //! building it in `builder.rs`.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -54,6 +56,8 @@ pub struct Otlp {
     pub(super) last_partial: Option<String>,
     /// `endpoint` without credentials.
     pub(super) shown: String,
+    /// Variance series already reported as left out for a taken name.
+    warned: Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for Otlp {
@@ -90,6 +94,7 @@ impl Otlp {
             not_before: None,
             last_partial: None,
             shown: redact_url(&config.endpoint),
+            warned: Mutex::default(),
             transport,
             config,
         }
@@ -112,11 +117,32 @@ impl Otlp {
 
     /// The request this exporter would send for `snapshot` now.
     pub(crate) fn request(&self, snapshot: &Snapshot) -> ExportMetricsServiceRequest {
-        Mapper {
+        let (request, left_out) = Mapper {
             config: &self.config,
             delta: self.delta.as_ref(),
         }
-        .request(snapshot)
+        .request(snapshot);
+        if !left_out.is_empty() {
+            self.warn_left_out(left_out);
+        }
+        request
+    }
+
+    /// Logs each variance series left out for a taken name, once.
+    #[cold]
+    fn warn_left_out(&self, names: Vec<String>) {
+        let mut warned = self
+            .warned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for name in names {
+            if warned.insert(name.clone()) {
+                log::warn!(
+                    target: "hotmetrics",
+                    "variance series {name:?} left out of the OTLP export: the name is taken by another metric"
+                );
+            }
+        }
     }
 
     /// Series held as delta baselines (0 under cumulative temporality).

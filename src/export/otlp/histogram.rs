@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     exponential_histogram_data_point::Buckets, ExponentialHistogramDataPoint, HistogramDataPoint,
 };
 
-use super::delta::counter_delta;
+use super::delta::{counter_delta, variance_delta};
 use super::exponential::{exponential_masses, scale_for_sigfig};
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
 use crate::report::snapshot::{Estimate, HistogramSnapshot};
@@ -20,9 +20,12 @@ use crate::report::snapshot::{Estimate, HistogramSnapshot};
 pub(crate) struct HistogramView<'a> {
     current: &'a HistogramSnapshot,
     accepted: Option<&'a HistogramSnapshot>,
-    /// Count and sum of the point (cumulative or delta).
-    pub(crate) count: Estimate,
-    pub(crate) sum: Estimate,
+    /// Sum of the point (cumulative or delta); its count comes from the
+    /// bucket masses.
+    sum: Estimate,
+    /// Variance of the point's count and sum (`None`: exact).
+    pub(crate) count_variance: Option<f64>,
+    pub(crate) sum_variance: Option<f64>,
     min: Option<f64>,
     max: Option<f64>,
 }
@@ -45,18 +48,18 @@ impl<'a> HistogramView<'a> {
             min = min.filter(|now| accepted.min.is_none_or(|before| *now < before));
             max = max.filter(|now| accepted.max.is_none_or(|before| *now > before));
         }
-        let (count, sum) = match accepted {
-            Some(accepted) => (
-                counter_delta(&current.count, Some(&accepted.count)),
-                counter_delta(&current.sum, Some(&accepted.sum)),
-            ),
-            None => (current.count, current.sum),
+        let variance = |current: &Estimate, accepted: Option<&Estimate>| {
+            (!current.exact).then(|| variance_delta(current, accepted))
         };
+        let count_variance = variance(&current.count, accepted.map(|a| &a.count));
+        let sum_variance = variance(&current.sum, accepted.map(|a| &a.sum));
+        let sum = counter_delta(&current.sum, accepted.map(|a| &a.sum));
         Self {
             current,
             accepted,
-            count,
             sum,
+            count_variance,
+            sum_variance,
             min,
             max,
         }

@@ -7,15 +7,17 @@
 //! | gauge | `Gauge` |
 //! | histogram | explicit-bucket `Histogram` or base-2 `ExponentialHistogram` |
 //! | labels | attributes (`otel.metric.overflow` as a boolean) |
+//! | an estimate's variance | `Sum`, monotonic, double: `<name>.variance`, `<name>.count.variance`, `<name>.sum.variance` |
 //!
 //! Estimated values go out as doubles. Values of exact series (every call
 //! recorded) go out as integers where the point type has one and the value
 //! is whole. A histogram's min and max are sent only when they are exact;
 //! under delta temporality, only when the interval's extreme is known (the
 //! cumulative extreme moved during it). Series of one name share a
-//! `Metric`.
+//! `Metric`. Every estimated value is followed by its variance series
+//! unless the exporter was built without (`export/variance.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -27,8 +29,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::config::{Config, HistogramAggregation};
-use super::delta::{counter_delta, Baseline, DeltaState};
+use super::delta::{counter_delta, variance_delta, Baseline, DeltaState};
 use super::histogram::HistogramView;
+use crate::export::variance;
 use crate::hot::registry::Labels;
 use crate::hot::registry::OVERFLOW_KEY;
 use crate::report::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
@@ -96,14 +99,20 @@ pub(crate) struct Mapper<'a> {
 
 /// Metrics of a request, grouped by name in first-seen order.
 #[derive(Default)]
-struct Metrics {
+struct Metrics<'a> {
     list: Vec<(String, Data)>,
     by_name: HashMap<String, usize>,
     /// Declared unit and description per name.
     described: HashMap<String, (String, String)>,
+    /// Names of the program's own metrics, which no variance series takes.
+    program: HashSet<&'a str>,
+    /// The series whose variance each variance name carries (the first).
+    variance_of: HashMap<String, &'a str>,
+    /// Variance series left out because their name was taken.
+    left_out: Vec<String>,
 }
 
-impl Metrics {
+impl<'a> Metrics<'a> {
     /// The data of metric `name`, created by `empty` if new.
     fn entry(&mut self, name: &str, empty: impl FnOnce() -> Data) -> &mut Data {
         let index = match self.by_name.get(name) {
@@ -128,6 +137,36 @@ impl Metrics {
         if let Data::Sum(sum) = data {
             sum.data_points.push(point);
         }
+    }
+
+    /// The variance series `<base>.variance` of an estimate of `of`: a
+    /// monotonic sum with the estimate's attributes and temporality, in its
+    /// squared unit (see `export/variance.rs`). Left out when the name is
+    /// a metric of the program's or another series' variance (a counter
+    /// `h.count` beside a histogram `h`): points of two meanings never
+    /// share a metric.
+    fn variance(
+        &mut self,
+        of: &'a str,
+        base: &str,
+        unit: Option<&str>,
+        temporality: i32,
+        point: NumberDataPoint,
+    ) {
+        let name = format!("{base}.variance");
+        let owner = *self.variance_of.entry(name.clone()).or_insert(of);
+        if owner != of || self.program.contains(name.as_str()) {
+            if !self.left_out.contains(&name) {
+                self.left_out.push(name);
+            }
+            return;
+        }
+        let unit = unit
+            .map(variance::squared_unit)
+            .filter(|unit| !unit.is_empty());
+        let description = variance::description(base);
+        self.describe(&name, unit.as_deref(), Some(&description));
+        self.sum(&name, true, temporality, point);
     }
 
     fn gauge(&mut self, name: &str, point: NumberDataPoint) {
@@ -167,8 +206,12 @@ impl Metrics {
 }
 
 impl Mapper<'_> {
-    /// The whole request for `snapshot`.
-    pub(crate) fn request(&self, snapshot: &Snapshot) -> ExportMetricsServiceRequest {
+    /// The whole request for `snapshot`, and the variance series left out
+    /// because their names were taken.
+    pub(crate) fn request(
+        &self,
+        snapshot: &Snapshot,
+    ) -> (ExportMetricsServiceRequest, Vec<String>) {
         let times = Times {
             now: nanos(snapshot.time),
             cumulative_start: nanos(snapshot.start_time),
@@ -177,7 +220,10 @@ impl Mapper<'_> {
                     .map_or(snapshot.start_time, |state| state.start_time(snapshot)),
             ),
         };
-        let mut metrics = Metrics::default();
+        let mut metrics = Metrics {
+            program: snapshot.series.iter().map(|s| &*s.name).collect(),
+            ..Metrics::default()
+        };
         for series in &snapshot.series {
             self.series(&mut metrics, series, &times);
         }
@@ -191,7 +237,8 @@ impl Mapper<'_> {
                 .collect(),
             ..Default::default()
         };
-        ExportMetricsServiceRequest {
+        let left_out = std::mem::take(&mut metrics.left_out);
+        let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(resource),
                 scope_metrics: vec![ScopeMetrics {
@@ -205,7 +252,8 @@ impl Mapper<'_> {
                 }],
                 ..Default::default()
             }],
-        }
+        };
+        (request, left_out)
     }
 
     fn baseline(&self, series: &SeriesSnapshot) -> Option<&Baseline> {
@@ -213,7 +261,7 @@ impl Mapper<'_> {
             .and_then(|state| state.baseline(&series.name, &series.labels))
     }
 
-    fn series(&self, metrics: &mut Metrics, series: &SeriesSnapshot, times: &Times) {
+    fn series<'s>(&self, metrics: &mut Metrics<'s>, series: &'s SeriesSnapshot, times: &Times) {
         let delta = self.delta.is_some();
         let temporality = if delta {
             AggregationTemporality::Delta as i32
@@ -231,6 +279,8 @@ impl Mapper<'_> {
             series.unit.as_deref(),
             series.description.as_deref(),
         );
+        let unit = series.unit.as_deref();
+        let variance_on = self.config.variance;
         let point = |start: u64, value: number_data_point::Value| NumberDataPoint {
             attributes: attributes(&series.labels),
             start_time_unix_nano: start,
@@ -240,23 +290,36 @@ impl Mapper<'_> {
         };
         match &series.value {
             MetricValue::Counter(estimate) => {
-                let value = match self.baseline(series) {
-                    Some(Baseline::Counter(accepted)) => counter_delta(estimate, Some(accepted)),
-                    _ => *estimate,
+                let accepted = match self.baseline(series) {
+                    Some(Baseline::Counter(accepted)) => Some(accepted),
+                    _ => None,
                 };
+                let value = counter_delta(estimate, accepted);
                 metrics.sum(
                     &series.name,
                     true,
                     temporality,
                     point(start, number(&value)),
                 );
-                self.std_error(metrics, series, &series.name, &value, times);
+                if variance_on && !estimate.exact {
+                    let variance = variance_delta(estimate, accepted);
+                    let point = point(start, number_data_point::Value::AsDouble(variance));
+                    metrics.variance(&series.name, &series.name, unit, temporality, point);
+                }
             }
             MetricValue::UpDown(estimate) => {
                 // Up-down counters stay cumulative under every preference.
-                let point = point(times.cumulative_start, number(estimate));
-                metrics.sum(&series.name, false, cumulative, point);
-                self.std_error(metrics, series, &series.name, estimate, times);
+                let value = point(times.cumulative_start, number(estimate));
+                metrics.sum(&series.name, false, cumulative, value);
+                // Always exact today; an estimated one would send its
+                // variance, cumulative as its value.
+                if let Some(variance) = variance::of(estimate).filter(|_| variance_on) {
+                    let point = point(
+                        times.cumulative_start,
+                        number_data_point::Value::AsDouble(variance),
+                    );
+                    metrics.variance(&series.name, &series.name, unit, cumulative, point);
+                }
             }
             MetricValue::Gauge(value) => {
                 let point = point(0, number_data_point::Value::AsDouble(*value));
@@ -297,37 +360,21 @@ impl Mapper<'_> {
                         }
                     }
                 }
-                let count_name = format!("{}.count", series.name);
-                let sum_name = format!("{}.sum", series.name);
-                self.std_error(metrics, series, &count_name, &view.count, times);
-                self.std_error(metrics, series, &sum_name, &view.sum, times);
+                if !variance_on {
+                    return;
+                }
+                // The declared unit is the values': the count has none.
+                for (part, unit, variance) in [
+                    ("count", None, view.count_variance),
+                    ("sum", unit, view.sum_variance),
+                ] {
+                    if let Some(variance) = variance {
+                        let point = point(start, number_data_point::Value::AsDouble(variance));
+                        let base = format!("{}.{part}", series.name);
+                        metrics.variance(&series.name, &base, unit, temporality, point);
+                    }
+                }
             }
         }
-    }
-
-    /// The gauge `<base>.std_error` for an estimated value, when asked for.
-    fn std_error(
-        &self,
-        metrics: &mut Metrics,
-        series: &SeriesSnapshot,
-        base: &str,
-        estimate: &Estimate,
-        times: &Times,
-    ) {
-        if !self.config.std_error_gauges || estimate.exact {
-            return;
-        }
-        let name = format!("{base}.std_error");
-        let description = format!("Standard error of the estimate of {base}");
-        metrics.describe(&name, series.unit.as_deref(), Some(&description));
-        metrics.gauge(
-            &name,
-            NumberDataPoint {
-                attributes: attributes(&series.labels),
-                time_unix_nano: times.now,
-                value: Some(number_data_point::Value::AsDouble(estimate.std_error)),
-                ..Default::default()
-            },
-        );
     }
 }

@@ -26,6 +26,7 @@ use crate::error::{ConfigError, ExportError};
 use crate::export::env::{EnvSource, Resource};
 use crate::export::exporter::Exporter;
 use crate::export::rebucket::DEFAULT_BOUNDARIES;
+use crate::export::variance;
 use crate::report::snapshot::Snapshot;
 use render::RenderOptions;
 use served::ServedBodies;
@@ -120,12 +121,14 @@ impl Prometheus {
 
     /// Serves `/metrics` on `OTEL_EXPORTER_PROMETHEUS_HOST`:
     /// `OTEL_EXPORTER_PROMETHEUS_PORT` (default `localhost:9464`, bound as
-    /// `127.0.0.1:9464`).
+    /// `127.0.0.1:9464`), with variance series unless
+    /// `HOTMETRICS_EXPORT_VARIANCE=false`.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a port that does not parse or an address that
-    /// cannot be listened on (in use, not local).
+    /// [`ConfigError`] for a port that does not parse, an address that
+    /// cannot be listened on (in use, not local), or a
+    /// `HOTMETRICS_EXPORT_VARIANCE` that is not a boolean.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::builder().build()
     }
@@ -184,7 +187,7 @@ pub struct PrometheusBuilder {
     without_server: bool,
     boundaries: HashMap<String, Vec<f64>>,
     default_boundaries: Option<Vec<f64>>,
-    std_error_gauges: bool,
+    variance: Option<bool>,
     no_target_info: bool,
     service_name: Option<String>,
     env: EnvSource,
@@ -222,12 +225,33 @@ impl PrometheusBuilder {
         self
     }
 
-    /// Also expose each estimated value's standard error as a gauge
-    /// `<name>_std_error` (histograms: `<name>_count_std_error`,
-    /// `<name>_sum_std_error`). Off by default.
-    pub fn std_error_gauges(mut self, on: bool) -> Self {
-        self.std_error_gauges = on;
+    /// Whether each estimated (sampled) series is exposed with its
+    /// cumulative variance estimate, a counter `<name>_variance_total`
+    /// (histograms: `<name>_count_variance_total` and
+    /// `<name>_sum_variance_total`) with the series' labels. On by
+    /// default; unset, `HOTMETRICS_EXPORT_VARIANCE` (`true`/`false`)
+    /// decides.
+    ///
+    /// `sqrt(sum(increase(x_variance_total[5m])))` is the standard error of
+    /// `sum(increase(x_total[5m]))`: variances add across instances and
+    /// over time. Exact series have none.
+    ///
+    /// ```
+    /// let builder = hotmetrics::export::Prometheus::builder().export_variance(false);
+    /// assert!(!builder.without_server().build().unwrap().render().contains("_variance"));
+    /// ```
+    pub fn export_variance(mut self, on: bool) -> Self {
+        self.variance = Some(on);
         self
+    }
+
+    /// Now the same as [`export_variance`](Self::export_variance): the
+    /// variance, which can be summed, replaced the standard-error gauges.
+    #[deprecated(
+        note = "standard-error gauges are replaced by variance series, on by default: use `export_variance`"
+    )]
+    pub fn std_error_gauges(self, on: bool) -> Self {
+        self.export_variance(on)
     }
 
     /// Leaves out `target_info` (the resource: `service.name` and
@@ -243,7 +267,8 @@ impl PrometheusBuilder {
         self
     }
 
-    /// Reads `OTEL_*` from `vars` instead of the process environment.
+    /// Reads `OTEL_*` (and `HOTMETRICS_EXPORT_VARIANCE`) from `vars`
+    /// instead of the process environment.
     pub fn env_vars<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -264,7 +289,8 @@ impl PrometheusBuilder {
     /// # Errors
     ///
     /// [`ConfigError`] for boundaries that are not finite and increasing, a
-    /// port that does not parse, or an address that cannot be listened on.
+    /// port that does not parse, an address that cannot be listened on, or
+    /// a `HOTMETRICS_EXPORT_VARIANCE` that is not a boolean.
     pub fn build(self) -> Result<Prometheus, ConfigError> {
         let default_boundaries = self
             .default_boundaries
@@ -289,6 +315,7 @@ impl PrometheusBuilder {
                 ));
             }
         }
+        let variance = variance::enabled(self.variance, &self.env)?;
         let target_info = if self.no_target_info {
             Vec::new()
         } else {
@@ -304,7 +331,7 @@ impl PrometheusBuilder {
             options: RenderOptions {
                 boundaries: self.boundaries,
                 default_boundaries,
-                std_error_gauges: self.std_error_gauges,
+                variance,
                 target_info,
             },
             server: Mutex::new(None),

@@ -5,6 +5,7 @@
 //! | counter | `counter`, sample `<name>_total` |
 //! | up-down counter, gauge | `gauge` |
 //! | histogram | `histogram`: cumulative `_bucket{le=…}`, `_sum`, `_count` |
+//! | an estimate's variance | `counter`: `<name>_variance_total`, `<name>_count_variance_total`, `<name>_sum_variance_total` |
 //!
 //! Names are sanitised to `[a-zA-Z_:][a-zA-Z0-9_:]*` (every other
 //! character becomes `_`, runs of `_` collapse, a leading digit gets a `_`
@@ -12,15 +13,17 @@
 //! `__` gets a `key_` prefix), and two labels that sanitise to the same name
 //! have their values joined with `;`. Two metrics whose families collide
 //! after sanitising keep the first one; the other is left out and logged
-//! once. Bucket counts are the estimated counts rounded so they sum
-//! exactly to `_count`.
+//! once. A variance family never takes the name of a program's metric,
+//! whatever the order. Bucket counts are the estimated counts rounded so
+//! they sum exactly to `_count`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
+use crate::export::variance;
 use crate::hot::registry::Labels;
-use crate::report::snapshot::{Estimate, MetricValue, Snapshot};
+use crate::report::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
 
 /// Which exposition format to write.
 ///
@@ -58,7 +61,8 @@ impl PrometheusFormat {
 pub(crate) struct RenderOptions {
     pub(crate) boundaries: HashMap<String, Vec<f64>>,
     pub(crate) default_boundaries: Vec<f64>,
-    pub(crate) std_error_gauges: bool,
+    /// Expose each estimate's variance (`export/variance.rs`).
+    pub(crate) variance: bool,
     /// Resource attributes for `target_info`; empty for none.
     pub(crate) target_info: Vec<(String, String)>,
 }
@@ -177,6 +181,9 @@ struct Families {
     by_name: HashMap<String, Family>,
     /// Metric names left out because their family name was taken.
     collisions: Vec<String>,
+    /// Family names of the program's own metrics, which no variance series
+    /// takes even when it comes first.
+    program: HashSet<String>,
 }
 
 impl Families {
@@ -228,7 +235,11 @@ pub(crate) fn render(
     options: &RenderOptions,
     format: PrometheusFormat,
 ) -> (String, Vec<String>) {
-    let mut families = Families::default();
+    let series_list = snapshot.map(|s| s.series.as_slice()).unwrap_or_default();
+    let mut families = Families {
+        program: series_list.iter().map(family_name).collect(),
+        ..Families::default()
+    };
     if !options.target_info.is_empty() {
         let labels: Labels = options
             .target_info
@@ -244,7 +255,7 @@ pub(crate) fn render(
             let _ = writeln!(lines, "target_info{} 1", label_set(&labels, None));
         }
     }
-    for series in snapshot.map(|s| s.series.as_slice()).unwrap_or_default() {
+    for series in series_list {
         let base = metric_name(&series.name);
         let source = &*series.name;
         let help = series.description.as_deref();
@@ -260,26 +271,13 @@ pub(crate) fn render(
                     );
                 }
                 families.describe(&family, source, help);
-                std_error(
-                    &mut families,
-                    options,
-                    &base,
-                    source,
-                    &series.labels,
-                    estimate,
-                );
+                let of = format!("{family}_total");
+                variance_line(&mut families, options, &family, &of, series, estimate);
             }
-            // Up-down counters are gauges in Prometheus, plus their std error.
+            // Up-down counters are gauges in Prometheus (and exact).
             MetricValue::UpDown(estimate) => {
                 gauge_line(&mut families, &base, source, &series.labels, estimate.value);
-                std_error(
-                    &mut families,
-                    options,
-                    &base,
-                    source,
-                    &series.labels,
-                    estimate,
-                );
+                variance_line(&mut families, options, &base, &base, series, estimate);
             }
             MetricValue::Gauge(value) => {
                 gauge_line(&mut families, &base, source, &series.labels, *value);
@@ -304,24 +302,10 @@ pub(crate) fn render(
                     let _ = writeln!(lines, "{base}_sum{labels} {}", number(histogram.sum.value));
                     let _ = writeln!(lines, "{base}_count{labels} {total}");
                 }
-                let count_base = format!("{base}_count");
-                let sum_base = format!("{base}_sum");
-                std_error(
-                    &mut families,
-                    options,
-                    &count_base,
-                    source,
-                    &series.labels,
-                    &histogram.count,
-                );
-                std_error(
-                    &mut families,
-                    options,
-                    &sum_base,
-                    source,
-                    &series.labels,
-                    &histogram.sum,
-                );
+                for (part, estimate) in [("count", &histogram.count), ("sum", &histogram.sum)] {
+                    let of = format!("{base}_{part}");
+                    variance_line(&mut families, options, &of, &of, series, estimate);
+                }
             }
         }
         families.describe(&base, source, help);
@@ -351,7 +335,15 @@ pub(crate) fn render(
     (out, families.collisions)
 }
 
-/// The gauge `<base>_std_error` of an estimated value, when asked for.
+/// The family a series' samples go to (a counter's without `_total`).
+fn family_name(series: &SeriesSnapshot) -> String {
+    let base = metric_name(&series.name);
+    match series.value {
+        MetricValue::Counter(_) => base.strip_suffix("_total").unwrap_or(&base).to_string(),
+        _ => base,
+    }
+}
+
 /// One `gauge` sample line of family `base`.
 fn gauge_line(families: &mut Families, base: &str, source: &str, labels: &Labels, value: f64) {
     if let Some(lines) = families.lines(base, "gauge", source) {
@@ -359,25 +351,30 @@ fn gauge_line(families: &mut Families, base: &str, source: &str, labels: &Labels
     }
 }
 
-fn std_error(
+/// The counter `<base>_variance_total` of an estimate that is not exact,
+/// when on; `of` names the series it belongs to, for `# HELP`.
+fn variance_line(
     families: &mut Families,
     options: &RenderOptions,
     base: &str,
-    source: &str,
-    labels: &Labels,
+    of: &str,
+    series: &SeriesSnapshot,
     estimate: &Estimate,
 ) {
-    if !options.std_error_gauges || estimate.exact {
+    let Some(variance) = variance::of(estimate).filter(|_| options.variance) else {
+        return;
+    };
+    let family = format!("{base}_variance");
+    let owner = format!("{} (variance)", series.name);
+    if families.program.contains(&family) {
+        if !families.collisions.contains(&owner) {
+            families.collisions.push(owner);
+        }
         return;
     }
-    let name = format!("{base}_std_error");
-    let owner = format!("{source} (std_error)");
-    if let Some(lines) = families.lines(&name, "gauge", &owner) {
-        let _ = writeln!(
-            lines,
-            "{name}{} {}",
-            label_set(labels, None),
-            number(estimate.std_error)
-        );
+    if let Some(lines) = families.lines(&family, "counter", &owner) {
+        let labels = label_set(&series.labels, None);
+        let _ = writeln!(lines, "{family}_total{labels} {}", number(variance));
     }
+    families.describe(&family, &owner, Some(&variance::description(of)));
 }

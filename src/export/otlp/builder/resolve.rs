@@ -1,6 +1,8 @@
 //! Resolving an [`OtlpBuilder`]: explicit settings first, then the
 //! metrics-specific variable (`OTEL_EXPORTER_OTLP_METRICS_*`), then the
 //! generic one (`OTEL_EXPORTER_OTLP_*`), then the specification's default.
+//! The variance switch is hotmetrics' own: the builder, then
+//! `HOTMETRICS_EXPORT_VARIANCE`, then on.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use super::OtlpBuilder;
 use crate::error::ConfigError;
 use crate::export::env::{parse_pairs, EnvSource, Resource};
 use crate::export::rebucket::DEFAULT_BOUNDARIES;
+use crate::export::variance;
 
 const ENDPOINT: [&str; 2] = [
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
@@ -191,6 +194,7 @@ impl OtlpBuilder {
         )?;
         let resource = Resource::resolve(env, self.service_name.as_deref(), &self.resource);
         let disabled = env.bool("OTEL_SDK_DISABLED")?.unwrap_or(false);
+        let variance = variance::enabled(self.variance, env)?;
         Ok(Config {
             endpoint,
             protocol,
@@ -204,7 +208,7 @@ impl OtlpBuilder {
             default_boundaries,
             max_exponential_buckets,
             resource,
-            std_error_gauges: self.std_error_gauges,
+            variance,
             retry,
             circuit,
             tls,

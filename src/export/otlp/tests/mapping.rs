@@ -179,7 +179,10 @@ fn kinds_values_attributes_resource() {
         value(&points(metric(&request, "hotmetrics.samples_recorded"))[0]),
         12.0
     );
-    // No std error gauges unless asked for.
+    // The estimated series carry their variance (`variance.rs`), and no
+    // standard-error gauge is left.
+    assert!(has_metric(&request, "ws.sent.variance"));
+    assert!(!has_metric(&request, "http.requests.variance"));
     assert!(!has_metric(&request, "ws.sent.std_error"));
 }
 
@@ -363,69 +366,4 @@ fn delta_carries_a_failed_export_into_the_next() {
         2,
         "one baseline per counter and histogram"
     );
-}
-
-#[test]
-fn std_error_gauges_when_asked() {
-    let otlp = quick("http://unused")
-        .std_error_gauges(true)
-        .build()
-        .unwrap();
-    let mut sampled_histogram = histogram(&[3.0], 30);
-    sampled_histogram.count.std_error = 5.0;
-    sampled_histogram.sum.std_error = 15.0;
-    let request = otlp.request(&snapshot_at(
-        vec![
-            series("exact", &[], MetricValue::Counter(exact(3.0))),
-            series(
-                "ws.sent",
-                &[("shard", "1")],
-                MetricValue::Counter(sampled(1000.0, 31.0)),
-            ),
-            series("lat", &[], MetricValue::Histogram(sampled_histogram)),
-        ],
-        1,
-    ));
-    let gauge = &points(metric(&request, "ws.sent.std_error"))[0];
-    assert_eq!(value(gauge), 31.0);
-    assert_eq!(
-        string_attribute(&gauge.attributes, "shard").as_deref(),
-        Some("1")
-    );
-    assert!(
-        !has_metric(&request, "exact.std_error"),
-        "exact values have none"
-    );
-    assert_eq!(
-        value(&points(metric(&request, "lat.count.std_error"))[0]),
-        5.0
-    );
-    assert_eq!(
-        value(&points(metric(&request, "lat.sum.std_error"))[0]),
-        15.0
-    );
-}
-
-#[test]
-fn delta_std_error_is_the_interval_s() {
-    let (mut otlp, sent) = scripted(
-        quick("http://unused")
-            .temporality(Temporality::Delta)
-            .std_error_gauges(true),
-        |_| accepted(),
-    );
-    otlp.export(&snapshot_at(
-        vec![series("c", &[], MetricValue::Counter(sampled(100.0, 3.0)))],
-        1,
-    ))
-    .unwrap();
-    otlp.export(&snapshot_at(
-        vec![series("c", &[], MetricValue::Counter(sampled(300.0, 5.0)))],
-        2,
-    ))
-    .unwrap();
-    let sent = sent.lock().unwrap();
-    assert_eq!(value(&points(metric(&sent[1], "c"))[0]), 200.0);
-    // Variances add over independent samples: √(5² − 3²) = 4.
-    assert_eq!(value(&points(metric(&sent[1], "c.std_error"))[0]), 4.0);
 }

@@ -13,6 +13,7 @@ mod measure;
 mod retries;
 mod shutdown;
 mod tls;
+mod variance;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 mod parse;
 mod slow_clients;
+mod variance;
 
 use super::render::{label_name, metric_name, number};
 use super::*;
@@ -236,22 +237,26 @@ fn openmetrics_format() {
 }
 
 #[test]
-fn std_error_gauges_and_boundaries() {
+fn variance_by_default_and_boundaries() {
     let prometheus = Prometheus::builder()
         .without_server()
         .without_target_info()
         .env_vars(NO_ENV)
-        .std_error_gauges(true)
         .bucket_boundaries("latency_ms", [10.0])
         .build()
         .unwrap();
     prometheus.clone().export(&sample_snapshot()).unwrap();
     let (samples, types) = parse(&prometheus.render());
-    assert_eq!(find(&samples, "jobs_total_std_error", &[]).unwrap().2, 40.0);
+    assert_eq!(
+        find(&samples, "jobs_variance_total", &[]).unwrap().2,
+        1600.0,
+        "no _total_variance_total"
+    );
     assert!(
-        find(&samples, "http_requests_std_error", &[("route", "/a")]).is_none(),
+        find(&samples, "http_requests_variance_total", &[("route", "/a")]).is_none(),
         "exact"
     );
+    assert!(!samples.iter().any(|s| s.0.ends_with("_std_error")));
     assert!(!types.contains_key("target_info"));
     let les: Vec<&str> = samples
         .iter()

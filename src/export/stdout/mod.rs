@@ -1,4 +1,18 @@
 //! Human-readable table or JSON lines on standard output (or any writer).
+//!
+//! Each estimate is shown with what it rests on: its standard error, its
+//! relative error (`std_error / |value|`) and the samples behind it. An
+//! exact series says so; a sampled series with no sample yet shows `0`
+//! samples and how many calls it may have had unseen
+//! ([`Estimate::calls_upper_bound`]), since its `0 ± 0` is no confident
+//! zero. For a histogram the relative error is its count's.
+//!
+//! ```text
+//! series         kind     rel. err  samples  value
+//! ws.sent        counter  0.99 %    10214    1000512.3 ± 9871.2
+//! ws.errors      counter  -         0        0.0 ± 0.0 (≤ 299.6 calls unseen)
+//! http.requests  counter  exact     -        42
+//! ```
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -6,7 +20,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::error::ExportError;
 use crate::export::exporter::Exporter;
-use crate::report::snapshot::{MetricValue, SeriesSnapshot, Snapshot};
+use crate::report::snapshot::{Estimate, MetricValue, SeriesSnapshot, Snapshot};
 
 /// Output format of [`Stdout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,15 +104,20 @@ fn series_label(series: &SeriesSnapshot) -> String {
     format!("{}{{{}}}", series.name, labels.join(","))
 }
 
+fn estimate_text(estimate: &Estimate) -> String {
+    if estimate.exact {
+        return format!("{}", estimate.value);
+    }
+    let mut text = format!("{:.1} ± {:.1}", estimate.value, estimate.std_error);
+    if let Some(bound) = estimate.calls_upper_bound {
+        let _ = write!(text, " (≤ {bound:.1} calls unseen)");
+    }
+    text
+}
+
 fn value_text(value: &MetricValue) -> String {
     match value {
-        MetricValue::Counter(estimate) | MetricValue::UpDown(estimate) => {
-            if estimate.exact {
-                format!("{}", estimate.value)
-            } else {
-                format!("{:.1} ± {:.1}", estimate.value, estimate.std_error)
-            }
-        }
+        MetricValue::Counter(estimate) | MetricValue::UpDown(estimate) => estimate_text(estimate),
         MetricValue::Gauge(value) => format!("{value}"),
         MetricValue::Histogram(histogram) => {
             let quantile = |q| {
@@ -107,10 +126,9 @@ fn value_text(value: &MetricValue) -> String {
                     .map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
             };
             format!(
-                "count {:.1} ± {:.1}  sum {:.1}  p50 {}  p99 {}  max {}{}",
-                histogram.count.value,
-                histogram.count.std_error,
-                histogram.sum.value,
+                "count {}  sum {}  p50 {}  p99 {}  max {}{}",
+                estimate_text(&histogram.count),
+                estimate_text(&histogram.sum),
                 quantile(0.5),
                 quantile(0.99),
                 histogram
@@ -126,23 +144,62 @@ fn value_text(value: &MetricValue) -> String {
     }
 }
 
+/// The relative error and sample count columns of a row.
+fn accuracy_text(value: &MetricValue) -> (String, String) {
+    let (estimate, samples) = match value {
+        MetricValue::Counter(estimate) | MetricValue::UpDown(estimate) => {
+            (estimate, estimate.samples)
+        }
+        MetricValue::Histogram(histogram) => (&histogram.count, histogram.samples),
+        MetricValue::Gauge(_) => return ("-".into(), "-".into()),
+    };
+    if estimate.exact {
+        ("exact".into(), "-".into())
+    } else if samples == 0 {
+        ("-".into(), "0".into())
+    } else {
+        (
+            format!("{:.2} %", 100.0 * estimate.relative_error()),
+            samples.to_string(),
+        )
+    }
+}
+
 fn render_table(snapshot: &Snapshot) -> String {
-    let rows: Vec<(String, &'static str, String)> = snapshot
+    let rows: Vec<[String; 5]> = snapshot
         .series
         .iter()
         .map(|series| {
-            (
+            let (relative, samples) = accuracy_text(&series.value);
+            [
                 series_label(series),
-                series.kind().as_str(),
+                series.kind().as_str().to_string(),
+                relative,
+                samples,
                 value_text(&series.value),
-            )
+            ]
         })
         .collect();
-    let name_width = rows.iter().map(|row| row.0.len()).max().unwrap_or(4).max(6);
+    // The value last: a histogram's is long.
+    let headers = ["series", "kind", "rel. err", "samples", "value"];
+    let mut widths = headers.map(|header| header.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
     let mut out = String::new();
-    let _ = writeln!(out, "{:<name_width$}  {:<9}  value", "series", "kind");
-    for (name, kind, value) in rows {
-        let _ = writeln!(out, "{name:<name_width$}  {kind:<9}  {value}");
+    for row in std::iter::once(headers.map(String::from)).chain(rows) {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let pad = width.saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }
@@ -171,6 +228,21 @@ fn json_number(out: &mut String, value: f64) {
         let _ = write!(out, "{value}");
     } else {
         out.push_str("null");
+    }
+}
+
+/// `"<prefix>relative_error"` of `estimate`.
+fn json_relative_error(out: &mut String, prefix: &str, estimate: &Estimate) {
+    let _ = write!(out, ",\"{prefix}relative_error\":");
+    json_number(out, estimate.relative_error());
+}
+
+/// `"samples"`, and `"calls_upper_bound"` when there is none yet.
+fn json_samples(out: &mut String, samples: u64, estimate: &Estimate) {
+    let _ = write!(out, ",\"samples\":{samples}");
+    if let Some(bound) = estimate.calls_upper_bound {
+        out.push_str(",\"calls_upper_bound\":");
+        json_number(out, bound);
     }
 }
 
@@ -203,6 +275,8 @@ fn render_json(snapshot: &Snapshot) -> String {
                 json_number(&mut out, estimate.value);
                 out.push_str(",\"std_error\":");
                 json_number(&mut out, estimate.std_error);
+                json_relative_error(&mut out, "", estimate);
+                json_samples(&mut out, estimate.samples, estimate);
                 let _ = write!(out, ",\"exact\":{}", estimate.exact);
             }
             MetricValue::Gauge(value) => {
@@ -218,6 +292,9 @@ fn render_json(snapshot: &Snapshot) -> String {
                 json_number(&mut out, histogram.sum.value);
                 out.push_str(",\"sum_std_error\":");
                 json_number(&mut out, histogram.sum.std_error);
+                json_relative_error(&mut out, "count_", &histogram.count);
+                json_relative_error(&mut out, "sum_", &histogram.sum);
+                json_samples(&mut out, histogram.samples, &histogram.count);
                 for (key, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
                     let _ = write!(out, ",\"{key}\":");
                     json_number(&mut out, histogram.quantile(q).unwrap_or(f64::NAN));
@@ -247,3 +324,6 @@ impl Exporter for Stdout {
         "stdout"
     }
 }
+
+#[cfg(test)]
+mod tests;
