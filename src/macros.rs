@@ -67,12 +67,16 @@ macro_rules! record {
             &[$(($key, $label)),*],
             false,
         );
-        let __hotmetrics_timer = $crate::__private::timed_begin(&__HOTMETRICS_CALLSITE);
-        let __hotmetrics_out = $body;
-        if let ::core::option::Option::Some(timer) = __hotmetrics_timer {
-            $crate::__private::timed_end(timer);
+        // Two arms, so an unsampled call evaluates the block with no timer
+        // kept alive across it (the block is expanded twice; one runs).
+        match $crate::__private::timed_begin(&__HOTMETRICS_CALLSITE) {
+            ::core::option::Option::None => $body,
+            ::core::option::Option::Some(__hotmetrics_timer) => {
+                let __hotmetrics_out = $body;
+                $crate::__private::timed_end(__hotmetrics_timer);
+                __hotmetrics_out
+            }
         }
-        __hotmetrics_out
     }};
 }
 
