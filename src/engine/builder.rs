@@ -96,6 +96,15 @@ fn parse_rate(setting: &str, raw: &str) -> Result<f64, ConfigError> {
         .map_err(|_| ConfigError::new(setting, raw, "a number in (0, 1]"))
 }
 
+fn parse_millis(setting: &str, raw: &str) -> Result<Duration, ConfigError> {
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|millis| *millis > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(|| ConfigError::new(setting, raw, "a whole number of milliseconds > 0"))
+}
+
 fn parse_bool(setting: &str, raw: &str) -> Result<bool, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -458,15 +467,7 @@ impl Builder {
                     })?;
                 }
                 "HOTMETRICS_ACCURACY_WINDOW_MS" => {
-                    let millis = raw
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|millis| *millis > 0)
-                        .ok_or_else(|| {
-                            ConfigError::new(key, raw, "a whole number of milliseconds > 0")
-                        })?;
-                    self.targets.window = Some(Duration::from_millis(millis));
+                    self.targets.window = Some(parse_millis(key, raw)?);
                 }
                 "HOTMETRICS_MIN_SAMPLE_RATE" => {
                     let rate = parse_rate(key, raw)?;
@@ -492,15 +493,7 @@ impl Builder {
                     self.buffer_capacity = slots;
                 }
                 "HOTMETRICS_EXPORT_INTERVAL_MS" => {
-                    let millis = raw
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|millis| *millis > 0)
-                        .ok_or_else(|| {
-                            ConfigError::new(key, raw, "a whole number of milliseconds > 0")
-                        })?;
-                    self.export_interval = Duration::from_millis(millis);
+                    self.export_interval = parse_millis(key, raw)?;
                 }
                 "HOTMETRICS_ADAPTIVE" => {
                     let on = parse_bool(key, raw)?;

@@ -198,7 +198,7 @@ handle_type!(
     /// open.add(-1);
     /// ```
     UpDownCounter, Kind::UpDown, updown, try_updown, add,
-    "Adds a signed delta (sampled unless exact)."
+    "Adds a signed delta (always exact: a level is never sampled)."
 );
 handle_type!(
     /// A gauge handle (`set` the current value; never sampled).
