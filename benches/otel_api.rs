@@ -30,7 +30,7 @@
 //! attributes the SDK hashes, sorts and looks up on every call while
 //! hotmetrics does so on 3 % of them.
 //!
-//! Run: `cargo bench --features otel-api --bench otel_api -- --warm-up-time 1
+//! Run: `cargo bench --features otel-api,peers --bench otel_api -- --warm-up-time 1
 //! --measurement-time 3` (`--features otel-api-bound` adds the bound-handle
 //! rows, `hotmetrics_bound`). Each call picks one of four pre-built attribute
 //! sets (the caller's cost of building `KeyValue`s is the same for both and

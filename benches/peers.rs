@@ -28,7 +28,7 @@
 //! and +4.9 % / +2.4 % (1 / 2 threads): the 2-thread figure moves most from
 //! run to run here, the per-call columns hardly at all.
 //!
-//! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench peers`.
+//! Run: `CARGO_TARGET_DIR=target/bench cargo bench --features peers --bench peers`.
 //! Figures are ratios from a noisy shared machine.
 
 mod common;

@@ -3,6 +3,7 @@
 //! exact, the cardinality limit holds, observable callbacks run at snapshot
 //! time and survive panics, metadata reaches the snapshot.
 
+#[cfg(feature = "peers")]
 mod sdk;
 
 use std::sync::atomic::{AtomicU64, Ordering};
