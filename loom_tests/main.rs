@@ -510,3 +510,50 @@ fn a_restart_racing_an_exit_leaks_nothing_into_the_new_epoch() {
         assert_eq!(tables.totals(cell).calls, 0, "nothing of the old epoch");
     });
 }
+
+/// A push on an owned ring racing its close and the final drain (close,
+/// then drain until the published tail, as `flusher::final_drain` does):
+/// every sample is either drained exactly once, or handed back to its
+/// caller as refused (`Closed`) exactly once, never both and never neither.
+/// Its holder pushes twice, so one push can read the closed flag just
+/// before the close and publish after the drain looked.
+#[test]
+fn an_owned_push_racing_the_final_drain_is_drained_or_handed_back() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                assert!(ring.try_claim());
+                let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+                for tag in [0, 1] {
+                    // SAFETY: this thread holds the claim.
+                    match unsafe { ring.push_owned(tagged(tag)) } {
+                        Ok(_) => accepted.push(tag),
+                        Err(PushError::Closed(back)) => refused.push(check(&back)),
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                ring.release();
+                (accepted, refused)
+            })
+        };
+        // The final drain's steps for an owned ring.
+        ring.close_owned();
+        Ring::settle_closes();
+        let mut drained = Vec::new();
+        loop {
+            ring.drain(usize::MAX, |sample| drained.push(check(&sample)));
+            if ring.head() == ring.published_tail() {
+                break;
+            }
+            thread::yield_now();
+        }
+        let (accepted, refused) = producer.join().unwrap();
+        assert_eq!(
+            drained, accepted,
+            "what the drain took, the push reported taken"
+        );
+        assert_conserved(&[0, 1], &drained, &refused);
+    });
+}

@@ -97,6 +97,89 @@ pub(crate) fn spin_hint() {
     std::hint::spin_loop();
 }
 
+/// The cheap half of an asymmetric fence: the owned ring's producer runs it
+/// between publishing a sample and re-reading the ring's closed flag.
+///
+/// Only a compiler fence in the shipping build (no instruction is emitted):
+/// the hardware half is supplied by [`heavy_fence`], which the final drain
+/// runs once. Together they give the store-then-load pattern on each side
+/// the guarantee a `SeqCst` fence on both sides would (either the producer
+/// sees the close, or the drain sees the publish). Under loom, where no
+/// process-wide barrier exists, both halves are `SeqCst` fences: the model
+/// checks the protocol with the ordering the pair stands for.
+#[inline(always)]
+pub(crate) fn light_fence() {
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+    #[cfg(not(loom))]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
+/// The expensive half of the asymmetric fence (see [`light_fence`]): acts
+/// as a full fence on every thread of the process that is running now.
+/// Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`; callable only once
+/// [`heavy_fence_available`] returned true.
+pub(crate) fn heavy_fence() {
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+    #[cfg(all(not(loom), target_os = "linux"))]
+    membarrier::expedited();
+    #[cfg(all(not(loom), not(target_os = "linux")))]
+    unreachable!("heavy_fence without a process-wide barrier");
+}
+
+/// True when [`heavy_fence`] works here (registers the process for it on
+/// the first call). False off Linux, on kernels before 4.14, or where a
+/// sandbox forbids the call: code that needs the pair must then take a path
+/// that does not rely on it.
+pub(crate) fn heavy_fence_available() -> bool {
+    #[cfg(loom)]
+    return true;
+    #[cfg(all(not(loom), target_os = "linux"))]
+    return membarrier::register();
+    #[cfg(all(not(loom), not(target_os = "linux")))]
+    return false;
+}
+
+#[cfg(all(not(loom), target_os = "linux"))]
+mod membarrier {
+    use std::sync::OnceLock;
+
+    /// `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (linux/membarrier.h).
+    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    /// `MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED`.
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    fn membarrier(command: libc::c_long) -> libc::c_long {
+        // SAFETY: `membarrier(cmd, flags = 0, cpu_id = 0)` takes no pointer
+        // and touches no memory of ours; an unknown command returns -1.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                command,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        }
+    }
+
+    /// Registers the process once; true if the expedited barrier works.
+    pub(super) fn register() -> bool {
+        static REGISTERED: OnceLock<bool> = OnceLock::new();
+        *REGISTERED.get_or_init(|| membarrier(REGISTER_PRIVATE_EXPEDITED) == 0)
+    }
+
+    /// Runs the barrier; the process registered (`register` returned true).
+    pub(super) fn expedited() {
+        let done = membarrier(PRIVATE_EXPEDITED);
+        // Registered, so the kernel has no reason to refuse it.
+        assert_eq!(
+            done, 0,
+            "membarrier(PRIVATE_EXPEDITED) failed after registration"
+        );
+    }
+}
+
 /// An `f64` stored as its bits in an [`AtomicU64`], with a CAS-loop add.
 ///
 /// Used only off the unsampled path: spill accumulators (ring full), exact

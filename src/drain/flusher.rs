@@ -236,6 +236,12 @@ pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline
     for ring in pipeline.owned.iter() {
         ring.close_owned();
     }
+    if !pipeline.owned.is_empty() {
+        // Between the close and the reads of the owned rings' `tail`: a
+        // holder's push then either sees the close (and settles its slot
+        // with the drain, see `ring.rs`) or is seen by the drain below.
+        Ring::settle_closes();
+    }
     // An RMW read (not a load), pairing with the increment in
     // `Pipeline::spill`: see `Ring::is_closed_seqcst` for why.
     while pipeline.spilling.fetch_add(0, Ordering::SeqCst) != 0 && Instant::now() < deadline {
@@ -245,8 +251,9 @@ pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline
         drain_to(ring, aggregator, deadline, || final_tail);
     }
     // An owned ring has no final claim count: drain until everything its
-    // holder published is in (a push that read the closed flag just before
-    // it was set may still be publishing).
+    // holder published is in. A push that read the closed flag just before
+    // it was set and publishes after this read of `tail` sees the flag when
+    // it reads it again, and takes its sample back (`Ring::push_owned`).
     for ring in pipeline.owned.iter() {
         drain_to(ring, aggregator, deadline, || ring.published_tail());
     }

@@ -23,7 +23,7 @@ use super::ring::{PushError, Ring};
 use super::sample::Sample;
 use super::spill::Spill;
 use crate::sync::statics::AtomicBool;
-use crate::sync::{statics, Arc, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{heavy_fence_available, statics, Arc, AtomicU64, AtomicUsize, Ordering};
 
 /// Shared producer-side state of one installed engine.
 #[derive(Debug)]
@@ -32,7 +32,8 @@ pub struct Pipeline {
     pub(crate) rings: Box<[Ring]>,
     /// Rings a thread claims for itself on its first sampled call and
     /// pushes to without a locked instruction (see `ring.rs`); threads that
-    /// find none free use the shared shards.
+    /// find none free use the shared shards. Empty where the process-wide
+    /// barrier their close needs is missing (`sync::heavy_fence_available`).
     pub(crate) owned: Box<[Ring]>,
     pub(crate) rate: RateCell,
     /// Samples folded into spill accumulators because a push failed.
@@ -58,7 +59,14 @@ impl Pipeline {
     /// `shards` rings of `capacity` slots each, starting at `rate`.
     pub(crate) fn new(shards: usize, capacity: usize, rate: f32, histogram_max: f64) -> Self {
         let rings: Box<[Ring]> = (0..shards.max(1)).map(|_| Ring::new(capacity)).collect();
-        let owned: Box<[Ring]> = (0..shards.max(1)).map(|_| Ring::new(capacity)).collect();
+        // Owned rings close through an asymmetric fence (see `ring.rs`);
+        // without the process-wide half, every thread uses the shards.
+        let owned_rings = if heavy_fence_available() {
+            shards.max(1)
+        } else {
+            0
+        };
+        let owned: Box<[Ring]> = (0..owned_rings).map(|_| Ring::new(capacity)).collect();
         let high_water = rings[0].capacity() / 2;
         Self {
             rings,
@@ -113,7 +121,9 @@ impl Pipeline {
     }
 
     /// What follows a push to `ring`, either kind: the early wake-up, the
-    /// spill of a refused sample; `false` when the ring was closed.
+    /// spill of a refused sample; `false` when the ring was closed (the
+    /// sample was neither drained nor spilled: the caller retries on the
+    /// installed engine, or drops it as a call made after shutdown).
     #[inline(always)]
     fn settle(&self, ring: &Ring, pushed: Result<usize, PushError>, spill: &Spill) -> bool {
         match pushed {
@@ -126,27 +136,35 @@ impl Pipeline {
                 true
             }
             Err(PushError::Full(sample)) | Err(PushError::Contended(sample)) => {
-                self.spill(ring, sample, spill);
-                true
+                self.spill(ring, sample, spill)
             }
+            // Refused before the push, or reclaimed after it by the owned
+            // ring's holder because the ring closed meanwhile (`ring.rs`):
+            // either way not drained, so the call counts as one made after
+            // shutdown.
             Err(PushError::Closed(_)) => false,
         }
     }
 
+    /// Folds a sample the ring refused into `spill` and counts it; `false`
+    /// (nothing folded) when the ring closed meanwhile, as for a push
+    /// refused as `Closed`.
     #[cold]
     #[inline(never)]
-    fn spill(&self, ring: &Ring, sample: Sample, spill: &Spill) {
+    fn spill(&self, ring: &Ring, sample: Sample, spill: &Spill) -> bool {
         // SeqCst on both sides (here and in `flusher::final_drain`'s
         // close/wait):
         // either shutdown sees `spilling > 0` and waits for this fold, or this
         // thread sees the ring closed and does not fold into a drained engine.
         self.spilling.fetch_add(1, Ordering::SeqCst);
-        if !ring.is_closed_seqcst() {
+        let open = !ring.is_closed_seqcst();
+        if open {
             spill.fold(&sample);
             self.samples_dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.spilling.fetch_sub(1, Ordering::SeqCst);
         self.wake_flusher();
+        open
     }
 
     #[cold]

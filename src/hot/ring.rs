@@ -31,11 +31,39 @@
 //! claim of a position is a plain load and store of `tail` instead of a
 //! locked compare-and-swap (which is also a full barrier, draining the
 //! producer's store buffer on every sampled call). The slot protocol, and so
-//! the consumer, are the same. An owned ring is closed by a flag the owner
-//! reads before each push ([`Ring::close_owned`]); a push that read the flag
-//! just before the close may publish after the final drain, and is then
-//! neither drained nor counted (a call racing shutdown, which may land on
-//! either side of it).
+//! the consumer, are the same.
+//!
+//! # Closing an owned ring
+//!
+//! An owned ring is closed by a flag ([`Ring::close_owned`]), not by a bit
+//! its holder would have to CAS. The holder reads the flag before a push
+//! (a push that sees it is refused, `Closed`), but it may read it just
+//! before the close and publish after the final drain looked. So it reads
+//! the flag again *after* publishing, and the final drain runs
+//! [`Ring::settle_closes`] between closing and draining. That is a
+//! store-then-load on each side (holder: publish, then read the flag;
+//! drain: set the flag, then read `tail`), the pattern where each side
+//! needs a full fence for at least one of them to see the other. The
+//! holder's side is the hot path, so the pair is asymmetric
+//! (`sync::light_fence`, a compiler fence, on the holder; `sync::heavy_fence`,
+//! a process-wide `membarrier`, once in `settle_closes`). It gives:
+//!
+//! * the holder's re-read sees the ring open: then the drain's read of
+//!   `tail` (after `settle_closes`) includes the sample, which it drains;
+//! * the holder's re-read sees the ring closed: the drain may or may not
+//!   have seen the sample. Both then settle the slot by a compare-and-swap
+//!   of its sequence from `pos + 1` to `pos + 1 | CLOSED` (the holder in
+//!   its cold path, every drain of a closed ring for each slot it takes):
+//!   exactly one wins. A drain that wins drains the sample, and the push
+//!   returns `Ok`; a holder that wins reclaims it and the push returns
+//!   `Closed(sample)`, as a push that saw the flag first would (a call
+//!   that lands after shutdown: its caller retries on the installed engine,
+//!   if any). A drain that finds a slot settled by its holder skips it.
+//!
+//! So every sample is drained once or handed back once. Where the
+//! process-wide barrier is missing (not Linux, old kernels, sandboxes that
+//! refuse the call) the pipeline creates no owned rings, and every thread
+//! uses the shared shards, whose close is a bit in `tail` (below).
 //!
 //! Shutdown sets [`CLOSED`] in `tail`. From then on no position can be
 //! claimed (a claim CASes the whole word, closed bit included), so the
@@ -45,9 +73,12 @@
 use crossbeam_utils::CachePadded;
 
 use super::sample::Sample;
-use crate::sync::{spin_hint, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{heavy_fence, light_fence, spin_hint, AtomicUsize, Ordering, UnsafeCell};
 
-/// The bit of `tail` that marks the ring closed (no more claims).
+/// The bit of `tail` that marks the ring closed (no more claims). Also set
+/// in a slot's sequence (`pos + 1 | CLOSED`) once the sample of `pos` on a
+/// closed owned ring was settled (drained or reclaimed by its holder, see
+/// the module docs); positions never reach this bit.
 pub(crate) const CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// How many times a producer retries a lost CAS before handing the sample
@@ -75,9 +106,11 @@ pub enum PushError {
 
 #[derive(Debug)]
 struct Slot {
-    /// `pos + 1` once the sample of `pos` is written (published). Written only
-    /// by producers; the consumer only reads it. Starts at the slot's index,
-    /// which no position publishes.
+    /// `pos + 1` once the sample of `pos` is written (published). Written
+    /// only by producers, except on a closed owned ring, where the consumer
+    /// and the holder settle a published slot by a CAS to `pos + 1 |
+    /// CLOSED` (module docs). Starts at the slot's index, which no position
+    /// publishes.
     seq: AtomicUsize,
     /// Written only by the producer that claimed the slot (after `head` showed
     /// the consumer done with its previous lap), read only by the consumer
@@ -194,13 +227,52 @@ impl Ring {
         slot.seq.store(pos.wrapping_add(1), Ordering::Release);
         // Release: a reader of `tail` (the final drain) also sees the slot.
         self.tail.store(pos.wrapping_add(1), Ordering::Release);
+        // The holder's half of the asymmetric fence: pairs with the
+        // `heavy_fence` in `settle_closes`, so either the read below sees the
+        // close or the final drain sees the `tail` store above.
+        light_fence();
+        // Relaxed: the fence pair orders it; nothing is read through it.
+        if self.closed.load(Ordering::Relaxed) != 0 {
+            return self.reclaim(pos, sample);
+        }
         Ok(pos)
+    }
+
+    /// The holder's side of settling `pos` after it saw the ring closed
+    /// just after publishing: reclaim the sample unless a drain took it.
+    #[cold]
+    #[inline(never)]
+    fn reclaim(&self, pos: usize, sample: Sample) -> Result<usize, PushError> {
+        let slot = &self.slots[pos & self.mask];
+        let published = pos.wrapping_add(1);
+        // Relaxed: the CAS only decides who owns the sample (RMWs on one
+        // word are totally ordered); the holder reads nothing the drain wrote.
+        match slot.seq.compare_exchange(
+            published,
+            published | CLOSED,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Err(PushError::Closed(sample)),
+            Err(seen) => {
+                debug_assert_eq!(seen, published | CLOSED, "only a drain settles the slot");
+                Ok(pos)
+            }
+        }
     }
 
     /// Closes an owned ring: its holder's next push is refused.
     pub fn close_owned(&self) {
         // SeqCst RMW: the spill hand-shake, as in `close`.
         self.closed.swap(1, Ordering::SeqCst);
+    }
+
+    /// Run once by the final drain after [`Ring::close_owned`] on every
+    /// owned ring (one barrier covers them all) and before it reads their
+    /// `tail`: the drain's half of the asymmetric fence (see the module
+    /// docs). Pairs with the `light_fence` in `push_owned`.
+    pub fn settle_closes() {
+        heavy_fence();
     }
 
     /// Position one past the last sample published on an owned ring.
@@ -283,19 +355,45 @@ impl Ring {
             return 0;
         }
         let mut head = self.head.load(Ordering::Relaxed);
+        // Acquire: pairs with the SeqCst swap in `close_owned`. A holder
+        // reclaims a slot only after it saw the flag; every drain that may
+        // race it runs after the final drain (behind the aggregator lock
+        // that `close_owned`'s caller holds), so it sees the flag too.
+        let settle = self.closed.load(Ordering::Acquire) != 0;
         let mut drained = 0;
         while drained < max {
             let slot = &self.slots[head & self.mask];
+            let published = head.wrapping_add(1);
             // Acquire: pairs with the producer's Release store of `pos + 1`.
-            if slot.seq.load(Ordering::Acquire) != head.wrapping_add(1) {
+            let seq = slot.seq.load(Ordering::Acquire);
+            if seq == published | CLOSED {
+                // Reclaimed by its holder (handed back to its caller): a
+                // slot a drain settled is behind that drain's `head`.
+                head = published;
+                continue;
+            }
+            if seq != published {
                 break;
+            }
+            // Closed owned ring: the holder may be reclaiming this slot
+            // (module docs); one CAS decides. Relaxed: the Acquire load
+            // above already carries the producer's write of the sample.
+            if settle
+                && slot
+                    .seq
+                    .compare_exchange(published, published | CLOSED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                // The holder reclaimed it: not ours to drain.
+                head = published;
+                continue;
             }
             // seq == head + 1 means the producer of `head` finished its
             // write, and no producer may write the slot again until a
             // published `head` passes it (below).
             // SAFETY: published slot, sole consumer (`draining`), no concurrent writer.
             let sample = slot.sample.with(|ptr| unsafe { *ptr });
-            head = head.wrapping_add(1);
+            head = published;
             drained += 1;
             if drained % HEAD_PUBLISH_EVERY == 0 {
                 // Release: pairs with the producers' Acquire load of `head`
