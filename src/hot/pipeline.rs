@@ -36,7 +36,7 @@ pub struct Pipeline {
     pub(crate) owned: Box<[Ring]>,
     pub(crate) rate: RateCell,
     /// Samples folded into spill accumulators because a push failed.
-    pub(crate) samples_dropped: AtomicU64,
+    pub(crate) samples_spilled: AtomicU64,
     /// Values refused on the hot path (NaN, ±∞, negative counter increments,
     /// histogram values out of range).
     pub(crate) values_rejected: AtomicU64,
@@ -64,7 +64,7 @@ impl Pipeline {
             rings,
             owned,
             rate: RateCell::new(rate),
-            samples_dropped: AtomicU64::new(0),
+            samples_spilled: AtomicU64::new(0),
             values_rejected: AtomicU64::new(0),
             spilling: AtomicUsize::new(0),
             next_shard: AtomicUsize::new(0),
@@ -143,7 +143,7 @@ impl Pipeline {
         self.spilling.fetch_add(1, Ordering::SeqCst);
         if !ring.is_closed_seqcst() {
             spill.fold(&sample);
-            self.samples_dropped.fetch_add(1, Ordering::Relaxed);
+            self.samples_spilled.fetch_add(1, Ordering::Relaxed);
         }
         self.spilling.fetch_sub(1, Ordering::SeqCst);
         self.wake_flusher();
