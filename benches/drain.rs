@@ -207,9 +207,9 @@ fn settle() {
         stats.rate_changes,
         per_sec(ops as f64 * 2.0) / 1e6,
         per_sec(stats.samples_recorded as f64),
-        stats.samples_dropped,
-        100.0 * stats.samples_dropped as f64
-            / (stats.samples_recorded + stats.samples_dropped).max(1) as f64
+        stats.samples_spilled,
+        100.0 * stats.samples_spilled as f64
+            / (stats.samples_recorded + stats.samples_spilled).max(1) as f64
     );
     println!(
         "  flusher drain time {:.2} % of one core ({} drain passes, {:.0} ns per sample); peak ring use last period {:.0} %",

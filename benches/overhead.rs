@@ -169,7 +169,7 @@ fn summary() {
             }
         }
         let samples_before = engine.stats().samples_recorded;
-        let spilled_before = engine.stats().samples_dropped;
+        let spilled_before = engine.stats().samples_spilled;
         let cpu_before = flusher_cpu_secs();
         let started = std::time::Instant::now();
         let mut results = Vec::new();
@@ -179,7 +179,7 @@ fn summary() {
         let wall = started.elapsed().as_secs_f64();
         let stats = engine.stats();
         let samples = stats.samples_recorded - samples_before;
-        let spilled = stats.samples_dropped - spilled_before;
+        let spilled = stats.samples_spilled - spilled_before;
         let max_gap = stats.max_drain_gap;
         let flusher = flusher_cpu_secs()
             .zip(cpu_before)

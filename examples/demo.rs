@@ -164,7 +164,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stats.samples_recorded - last_samples,
             stats.sample_rate,
             stats.ring_utilisation * 100.0,
-            stats.samples_dropped
+            stats.samples_spilled
         );
         last_ops = now_ops;
         last_samples = stats.samples_recorded;
@@ -186,7 +186,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "samples recorded {}, spilled on a full ring (still counted) {}, exact calls {}",
-        stats.samples_recorded, stats.samples_dropped, stats.exact_calls
+        stats.samples_recorded, stats.samples_spilled, stats.exact_calls
     );
     println!(
         "values rejected {}, base-rate changes {}, drain time {:.1} ms in {} batches",
@@ -238,7 +238,10 @@ fn print_table(snapshot: &hotmetrics::Snapshot, truth: &Truth) {
     ];
     for (name, labels, exact) in rows {
         let series = snapshot.find(name, labels).next();
-        let estimate = snapshot.counter(name, labels).unwrap_or_default();
+        let estimate = snapshot
+            .counter(name, labels)
+            .or_else(|| snapshot.updown(name, labels))
+            .unwrap_or_default();
         row(
             name,
             &estimate,

@@ -65,7 +65,7 @@ fn main() {
             "growth: {} KiB; {} samples aggregated, {} spilled, rate now {:.4}",
             second.saturating_sub(first),
             stats.samples_recorded,
-            stats.samples_dropped,
+            stats.samples_spilled,
             stats.sample_rate
         );
     }

@@ -130,7 +130,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("mixed.in_flight", 74),
     ];
     for (name, value) in counters {
-        let estimate = snapshot.counter(name, &[]).ok_or("series missing")?;
+        let estimate = snapshot
+            .counter(name, &[])
+            .or_else(|| snapshot.updown(name, &[]))
+            .ok_or("series missing")?;
         row(name, &estimate, value as f64, prob_of(&snapshot, name));
     }
     if let Some(MetricValue::Histogram(latency)) = snapshot

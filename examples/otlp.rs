@@ -173,9 +173,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stats = engine.stats();
     println!(
-        "recorded {} samples ({} dropped), rate {:.3}; exports ok {} failed {}; circuit {}",
+        "recorded {} samples ({} spilled, still counted), rate {:.3}; exports ok {} failed {}; circuit {}",
         stats.samples_recorded,
-        stats.samples_dropped,
+        stats.samples_spilled,
         stats.sample_rate,
         stats.exports_ok,
         stats.exports_failed,

@@ -16,7 +16,7 @@
 //! target (1 % relative standard error per export interval): hot series
 //! far below 1 %, rare ones and up-down levels exactly. A fixed rate, or
 //! the buffer-pressure controller of earlier releases, are a setting away
-//! ([`controller::ControllerMode`]).
+//! ([`ControllerMode`]).
 //!
 //! ## Quick start
 //!
@@ -68,7 +68,8 @@
 //!   [`Snapshot`], [`Stats`], [`Health`].
 //! * `drain/`: the consumer side: the flusher thread, the allocator that
 //!   sets each series' sampling for its accuracy target, the one-rate
-//!   [`controller`], the estimators (`aggregate.rs`), the health monitor.
+//!   controller (`controller.rs`), the estimators (`aggregate.rs`), the
+//!   health monitor.
 //! * `export/`: the [`Exporter`](export::Exporter) trait and the exporters.
 //! * `engine/`: the [`Engine`] handle and its [`Builder`].
 //! * `otel/` (feature `otel-api`): the OpenTelemetry API provider.
@@ -84,11 +85,24 @@
 //! updown`, `updown`) adds to the thread's own cell for its series with a
 //! load and a store (`hot/exact.rs`), no shared write either.
 //!
-//! Design notes live beside the code: `hot/sampler.rs` for the geometric
-//! skip, `hot/thread.rs` for the thread-local state and its pointer rules,
-//! `hot/exact.rs` for the per-thread exact cells and their fold at exit,
-//! `hot/ring.rs` for the queue protocol, [`controller`] for the rate policy,
-//! `drain/aggregate.rs` for the estimators.
+//! Design notes live beside the code, in the source (they document private
+//! modules, so they are not in this API documentation): `hot/sampler.rs`
+//! for the geometric skip, `hot/thread.rs` for the thread-local state and
+//! its pointer rules, `hot/exact.rs` for the per-thread exact cells and
+//! their fold at exit, `hot/ring.rs` for the queue protocol,
+//! `drain/controller.rs` for the rate policy, `drain/aggregate.rs` for the
+//! estimators.
+//!
+//! ## What is public
+//!
+//! Everything a user needs is at the root or under [`export`] (and
+//! `otel` with its feature). `hdrhistogram`, which holds a histogram's
+//! weighted distribution, is not part of the API: read the distribution
+//! through [`HistogramSnapshot`]'s own methods. Three hidden paths exist: `__private` (what the macros expand
+//! to), `loom_api` (built only under `--cfg loom`, for the models) and
+//! `controller` (the rate policy's pure function and its inputs, kept
+//! reachable for code written against earlier releases; [`ControllerMode`]
+//! is at the root). None of them is a stable API.
 
 mod drain;
 mod engine;
@@ -101,7 +115,12 @@ pub mod otel;
 mod report;
 mod sync;
 
+/// The one-rate controller's policy as a pure function. Not a stable API:
+/// [`ControllerMode`] is re-exported at the root, and this path is kept
+/// only for code written against earlier releases.
+#[doc(hidden)]
 pub use drain::controller;
+pub use drain::controller::ControllerMode;
 pub use engine::{Builder, Engine};
 pub use error::{ConfigError, ExportError, InstallError, RegistrationError, ShutdownError};
 pub use hot::cell::Kind;
@@ -113,7 +132,7 @@ pub use hot::registry::{
     validate_name, Labels, DEFAULT_CARDINALITY_LIMIT, MAX_LABEL_LEN, OVERFLOW_KEY,
 };
 pub use hot::sample::MetricId;
-pub use hot::value::Value;
+pub use hot::value::{CounterValue, Value};
 pub use report::health::{Health, Reason, STORM_MIN_CALLS};
 pub use report::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot, Snapshot};
 pub use report::stats::{CircuitState, Stats};

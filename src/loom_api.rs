@@ -102,6 +102,6 @@ pub fn spilling(pipeline: &Pipeline) -> usize {
 /// Samples counted as spilled.
 pub fn samples_dropped(pipeline: &Pipeline) -> u64 {
     pipeline
-        .samples_dropped
+        .samples_spilled
         .load(crate::sync::Ordering::Relaxed)
 }

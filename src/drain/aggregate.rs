@@ -125,7 +125,7 @@ pub(crate) struct Aggregator {
     pub(crate) samples_recorded: u64,
     /// Values the distribution could not hold.
     pub(crate) rejected: u64,
-    /// Last `samples_dropped` seen: spills are collected only when it moved.
+    /// Last `samples_spilled` seen: spills are collected only when it moved.
     dropped_seen: u64,
 }
 

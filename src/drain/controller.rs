@@ -50,8 +50,10 @@ pub enum ControllerMode {
     Fixed,
 }
 
-/// Controller settings.
+/// Controller settings (the builder keeps its own; this is the input of
+/// [`next_rate`]). Build it from `Default` and set fields.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ControllerConfig {
     /// Policy.
     pub mode: ControllerMode,
@@ -94,8 +96,10 @@ impl Default for ControllerConfig {
     }
 }
 
-/// What one control period looked like.
+/// What one control period looked like. Build it from `Default` and set
+/// fields.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Observation {
     /// Rate in force during the period.
     pub rate: f64,

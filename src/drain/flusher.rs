@@ -42,7 +42,7 @@ impl Period {
             started: Instant::now(),
             peak_utilisation: 0.0,
             samples_at_start: samples,
-            dropped_at_start: shared.pipeline.samples_dropped.load(Ordering::Relaxed),
+            dropped_at_start: shared.pipeline.samples_spilled.load(Ordering::Relaxed),
             busy: Duration::ZERO,
         }
     }
@@ -102,7 +102,7 @@ fn run(shared: &Shared, exporters: &[Feed]) {
             shared.health.end_period(
                 &shared.config,
                 &shared.stats,
-                shared.pipeline.samples_dropped.load(Ordering::Relaxed),
+                shared.pipeline.samples_spilled.load(Ordering::Relaxed),
                 &aggregator,
                 &period_series,
             );
@@ -159,7 +159,7 @@ fn next_sleep(config: &Config, last: Duration, drained: usize, deadlines: &[Inst
 /// What the period just ended looked like.
 fn observe(shared: &Shared, period: &Period, samples: u64) -> Observation {
     let elapsed = period.started.elapsed().as_secs_f64();
-    let dropped_now = shared.pipeline.samples_dropped.load(Ordering::Relaxed);
+    let dropped_now = shared.pipeline.samples_spilled.load(Ordering::Relaxed);
     shared.stats.set_utilisation(period.peak_utilisation);
     Observation {
         rate: f64::from(shared.pipeline.rate.rate()),
@@ -257,7 +257,7 @@ pub(crate) fn final_drain(shared: &Shared, aggregator: &mut Aggregator, deadline
     for ring in pipeline.owned.iter() {
         drain_to(ring, aggregator, deadline, || ring.published_tail());
     }
-    let dropped = pipeline.samples_dropped.load(Ordering::Relaxed);
+    let dropped = pipeline.samples_spilled.load(Ordering::Relaxed);
     aggregator.collect_spills(dropped, true);
     shared
         .stats

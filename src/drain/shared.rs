@@ -63,7 +63,7 @@ impl Shared {
             peak = peak.max(fill);
             drained += ring.drain(ring.capacity(), |sample| aggregator.absorb(sample));
         }
-        let dropped = self.pipeline.samples_dropped.load(Ordering::Relaxed);
+        let dropped = self.pipeline.samples_spilled.load(Ordering::Relaxed);
         aggregator.collect_spills(dropped, false);
         if drained > 0 {
             self.stats.drain_batches.fetch_add(1, Ordering::Relaxed);
@@ -98,7 +98,11 @@ impl Shared {
         let mut stats = Stats::default();
         self.stats.fill(&mut stats);
         stats.samples_recorded = aggregator.samples_recorded;
-        stats.samples_dropped = self.pipeline.samples_dropped.load(Ordering::Relaxed);
+        stats.samples_spilled = self.pipeline.samples_spilled.load(Ordering::Relaxed);
+        #[allow(deprecated)] // the old name, kept for a release
+        {
+            stats.samples_dropped = stats.samples_spilled;
+        }
         stats.values_rejected =
             self.pipeline.values_rejected.load(Ordering::Relaxed) + aggregator.rejected;
         stats.series_overflowed = registry::overflowed();
@@ -120,7 +124,7 @@ fn engine_series(stats: &Stats) -> impl Iterator<Item = SeriesSnapshot> {
     };
     let figures = [
         ("samples_recorded", counter(stats.samples_recorded as f64)),
-        ("samples_dropped", counter(stats.samples_dropped as f64)),
+        ("samples_spilled", counter(stats.samples_spilled as f64)),
         ("exact_calls", counter(stats.exact_calls as f64)),
         ("values_rejected", counter(stats.values_rejected as f64)),
         ("series_overflowed", counter(stats.series_overflowed as f64)),
@@ -146,7 +150,7 @@ fn engine_series(stats: &Stats) -> impl Iterator<Item = SeriesSnapshot> {
         ("circuit_open", MetricValue::Gauge(circuit)),
     ];
     let no_labels: Labels = Arc::from(Vec::new());
-    figures
+    let series = figures
         .into_iter()
         .map(move |(name, value)| SeriesSnapshot {
             name: Arc::from(format!("hotmetrics.{name}")),
@@ -156,5 +160,18 @@ fn engine_series(stats: &Stats) -> impl Iterator<Item = SeriesSnapshot> {
             description: None,
             inclusion_prob: None,
             target_met: None,
-        })
+        });
+    // The old name of `samples_spilled`, exported for one more release so
+    // that dashboards and alerts can move over; its description says so.
+    let old_name = SeriesSnapshot {
+        description: Some(Arc::from(
+            "Deprecated: the same count as hotmetrics.samples_spilled (spilled samples are still counted); removed in the next release",
+        )),
+        ..SeriesSnapshot::new(
+            "hotmetrics.samples_dropped",
+            Arc::from(Vec::new()),
+            MetricValue::Counter(Estimate::exact(stats.samples_spilled as f64)),
+        )
+    };
+    series.chain(std::iter::once(old_name))
 }

@@ -231,11 +231,11 @@ impl Engine {
         log::info!(
             target: "hotmetrics",
             samples_recorded = snapshot.stats.samples_recorded,
-            samples_dropped = snapshot.stats.samples_dropped,
+            samples_spilled = snapshot.stats.samples_spilled,
             values_rejected = snapshot.stats.values_rejected;
-            "hotmetrics engine shut down: {} samples recorded, {} dropped (spilled), {} values rejected",
+            "hotmetrics engine shut down: {} samples recorded, {} spilled (still counted), {} values rejected",
             snapshot.stats.samples_recorded,
-            snapshot.stats.samples_dropped,
+            snapshot.stats.samples_spilled,
             snapshot.stats.values_rejected
         );
         result

@@ -113,12 +113,8 @@ impl Job {
 ///     }
 /// }
 ///
-/// let snapshot = Snapshot {
-///     series: Vec::new(),
-///     stats: Default::default(),
-///     start_time: std::time::SystemTime::now(),
-///     time: std::time::SystemTime::now(),
-/// };
+/// let now = std::time::SystemTime::now();
+/// let snapshot = Snapshot::new(Vec::new(), Default::default(), now, now);
 /// let mut flaky = Flaky { refusals: 2, sent: usize::MAX };
 /// flaky.export(&snapshot).unwrap();
 /// assert_eq!(flaky.sent, 0);

@@ -24,27 +24,7 @@ pub const DEFAULT_BOUNDARIES: [f64; 15] = [
 
 /// `(value, mass)` pairs: where the weight of a histogram sits.
 pub(crate) fn weighted_values(histogram: &HistogramSnapshot) -> Vec<(f64, f64)> {
-    let (distribution, resolution) = histogram.distribution();
-    let total = distribution.len();
-    let count = histogram.count.value.max(0.0);
-    if total == 0 {
-        // Everything spilled: the only place we know is the mean.
-        return match histogram.mean() {
-            Some(mean) if count > 0.0 => vec![(mean.max(0.0), count)],
-            _ => Vec::new(),
-        };
-    }
-    let scale = count / total as f64;
-    distribution
-        .iter_recorded()
-        .map(|step| {
-            let units = distribution.lowest_equivalent(step.value_iterated_to());
-            (
-                units as f64 * resolution,
-                step.count_at_value() as f64 * scale,
-            )
-        })
-        .collect()
+    histogram.weighted_values()
 }
 
 /// Masses of `histogram` in the buckets `(-∞, b0], (b0, b1], …, (bn, +∞)`:

@@ -14,7 +14,7 @@ use super::cell::{Kind, SeriesCell};
 use super::pipeline;
 use super::record;
 use super::registry::{self, Labels};
-use super::value::Value;
+use super::value::{CounterValue, Value};
 use crate::error::RegistrationError;
 use crate::sync::Arc;
 
@@ -103,7 +103,7 @@ impl Inner {
 }
 
 macro_rules! handle_type {
-    ($(#[$doc:meta])* $ty:ident, $kind:expr, $ctor:ident, $try_ctor:ident, $method:ident, $method_doc:literal) => {
+    ($(#[$doc:meta])* $ty:ident, $kind:expr, $ctor:ident, $try_ctor:ident, $method:ident: $bound:path, $method_doc:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $ty(Inner);
@@ -127,7 +127,7 @@ macro_rules! handle_type {
 
             #[doc = $method_doc]
             #[inline(always)]
-            pub fn $method<V: Value>(&self, value: V) {
+            pub fn $method<V: $bound>(&self, value: V) {
                 self.0.record(value);
             }
 
@@ -182,12 +182,21 @@ macro_rules! handle_type {
 handle_type!(
     /// A monotonic counter handle (`add` non-negative increments).
     ///
+    /// `add` takes an unsigned integer or a float ([`CounterValue`]): a
+    /// signed integer, which could be negative, does not compile.
+    ///
     /// ```
     /// let sent = hotmetrics::counter("ws.messages_sent").with_labels(&[("peer", "eu-1")]);
     /// sent.add(1u64);
+    /// sent.add(b"hello".len());
+    /// hotmetrics::counter("ws.bytes_in").add(0.5);
     /// ```
-    Counter, Kind::Counter, counter, try_counter, add,
-    "Adds a non-negative increment (sampled unless exact)."
+    ///
+    /// [`CounterValue`]: crate::CounterValue
+    Counter, Kind::Counter, counter, try_counter, add: CounterValue,
+    "Adds a non-negative increment (sampled unless exact). A negative, NaN \
+     or infinite float is never added; see [`CounterValue`](crate::CounterValue) \
+     for when it is counted in `values_rejected`."
 );
 handle_type!(
     /// An up-down counter handle (`add` signed deltas).
@@ -197,7 +206,7 @@ handle_type!(
     /// open.add(1);
     /// open.add(-1);
     /// ```
-    UpDownCounter, Kind::UpDown, updown, try_updown, add,
+    UpDownCounter, Kind::UpDown, updown, try_updown, add: Value,
     "Adds a signed delta (always exact: a level is never sampled)."
 );
 handle_type!(
@@ -206,7 +215,7 @@ handle_type!(
     /// ```
     /// hotmetrics::gauge("queue.depth").set(17.0);
     /// ```
-    Gauge, Kind::Gauge, gauge, try_gauge, set,
+    Gauge, Kind::Gauge, gauge, try_gauge, set: Value,
     "Sets the current value."
 );
 handle_type!(
@@ -215,6 +224,6 @@ handle_type!(
     /// ```
     /// hotmetrics::histogram("ws.send_latency_us").record(42.0);
     /// ```
-    Histogram, Kind::Histogram, histogram, try_histogram, record,
+    Histogram, Kind::Histogram, histogram, try_histogram, record: Value,
     "Records one value (sampled unless exact)."
 );

@@ -37,7 +37,7 @@ pub struct Pipeline {
     pub(crate) owned: Box<[Ring]>,
     pub(crate) rate: RateCell,
     /// Samples folded into spill accumulators because a push failed.
-    pub(crate) samples_dropped: AtomicU64,
+    pub(crate) samples_spilled: AtomicU64,
     /// Values refused on the hot path (NaN, ±∞, negative counter increments,
     /// histogram values out of range).
     pub(crate) values_rejected: AtomicU64,
@@ -72,7 +72,7 @@ impl Pipeline {
             rings,
             owned,
             rate: RateCell::new(rate),
-            samples_dropped: AtomicU64::new(0),
+            samples_spilled: AtomicU64::new(0),
             values_rejected: AtomicU64::new(0),
             spilling: AtomicUsize::new(0),
             next_shard: AtomicUsize::new(0),
@@ -160,7 +160,7 @@ impl Pipeline {
         let open = !ring.is_closed_seqcst();
         if open {
             spill.fold(&sample);
-            self.samples_dropped.fetch_add(1, Ordering::Relaxed);
+            self.samples_spilled.fetch_add(1, Ordering::Relaxed);
         }
         self.spilling.fetch_sub(1, Ordering::SeqCst);
         self.wake_flusher();

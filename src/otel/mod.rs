@@ -64,8 +64,10 @@
 //! ```
 //!
 //! The marker lives in the instrumentation code, so it travels with the
-//! instrument, and it does nothing under another SDK; the description is
-//! exported unchanged, marker included. To make metrics exact without
+//! instrument, and it does nothing under another SDK. It is an instruction
+//! to this engine, not part of the text: the engine strips it, so
+//! snapshots and the exporters (OTLP descriptions, Prometheus `# HELP`)
+//! carry `"Payments the processor refused"`. To make metrics exact without
 //! touching their code, give the engine `never_sample` name prefixes.
 //!
 //! # Observable instruments
@@ -117,7 +119,9 @@ use crate::hot::value::Value;
 
 /// The description prefix that makes an instrument exact (never sampled).
 ///
-/// Leading whitespace is ignored; the description is exported unchanged.
+/// Leading whitespace is ignored. The marker is stripped from the
+/// description the engine keeps and exports (with the whitespace after
+/// it); a description that was only the marker exports as none.
 ///
 /// ```
 /// assert!("[critical] Failed payments".starts_with(hotmetrics::otel::CRITICAL_MARKER));
@@ -261,7 +265,19 @@ pub(crate) fn is_critical(description: Option<&str>) -> bool {
     description.is_some_and(|text| text.trim_start().starts_with(CRITICAL_MARKER))
 }
 
-/// Checks the name, records unit and description; `None` if refused.
+/// `description` without the [`CRITICAL_MARKER`]: what snapshots and
+/// exporters carry. `None` when nothing is left.
+pub(crate) fn exported_description(description: Option<&str>) -> Option<&str> {
+    let text = description?;
+    let text = match text.trim_start().strip_prefix(CRITICAL_MARKER) {
+        Some(rest) => rest.trim_start(),
+        None => text,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// Checks the name, records unit and description (without the critical
+/// marker); `None` if refused.
 fn declare(name: &str, unit: Option<&str>, description: Option<&str>) -> Option<Arc<str>> {
     if let Err(reason) = registry::validate_name(name) {
         log::error!(
@@ -270,7 +286,7 @@ fn declare(name: &str, unit: Option<&str>, description: Option<&str>) -> Option<
         );
         return None;
     }
-    catalog::describe(name, unit, description);
+    catalog::describe(name, unit, exported_description(description));
     Some(Arc::from(name))
 }
 

@@ -106,8 +106,11 @@ impl fmt::Display for Health {
 pub enum Reason {
     /// Too many samples were spilled on a full ring over the last period
     /// (estimates stay unbiased, but with more variance than promised).
+    /// The name predates [`Stats::samples_spilled`](crate::Stats::samples_spilled):
+    /// spilled samples are still counted, not lost.
     Drops {
-        /// Samples spilled during the period.
+        /// Samples spilled during the period (still counted in their
+        /// series).
         dropped: u64,
         /// Samples drained during the period.
         drained: u64,

@@ -99,7 +99,13 @@ impl Estimate {
 }
 
 /// A histogram series.
+///
+/// Read its distribution with [`quantile`](HistogramSnapshot::quantile),
+/// [`count_at_or_below`](HistogramSnapshot::count_at_or_below) and
+/// [`weighted_values`](HistogramSnapshot::weighted_values); the
+/// distribution's storage (an HDR histogram) is not part of the API.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct HistogramSnapshot {
     /// Estimated number of values recorded.
     pub count: Estimate,
@@ -150,9 +156,68 @@ impl HistogramSnapshot {
         self.count.value * below as f64 / total as f64
     }
 
-    /// The weighted distribution and the value of one of its units, for
-    /// exporters that re-bucket it.
+    /// Where the histogram's weight sits: `(value, estimated count)` pairs
+    /// in increasing order of value, the counts summing to `count.value`
+    /// (spilled samples, which have no place in the distribution, are
+    /// spread in proportion; a histogram whose every sample spilled puts
+    /// its whole count at its mean). A value is the lowest of its bucket
+    /// of the underlying distribution (3 significant digits). This is what
+    /// the exporters re-bucket.
+    ///
+    /// ```
+    /// let engine = hotmetrics::Engine::builder().install().unwrap();
+    /// let latency = hotmetrics::histogram("doc.weighted_values").critical();
+    /// for value in [1.0, 2.0, 2.0, 700.0] {
+    ///     latency.record(value);
+    /// }
+    /// let snapshot = engine.snapshot();
+    /// let histogram = snapshot.histogram("doc.weighted_values", &[]).unwrap();
+    /// let below_10: f64 = histogram
+    ///     .weighted_values()
+    ///     .iter()
+    ///     .filter(|(value, _)| *value < 10.0)
+    ///     .map(|(_, count)| count)
+    ///     .sum();
+    /// assert_eq!(below_10, 3.0);
+    /// # engine.shutdown().unwrap();
+    /// ```
+    pub fn weighted_values(&self) -> Vec<(f64, f64)> {
+        let total = self.distribution.len();
+        let count = self.count.value.max(0.0);
+        if total == 0 {
+            // Everything spilled: the only place we know is the mean.
+            return match self.mean() {
+                Some(mean) if count > 0.0 => vec![(mean.max(0.0), count)],
+                _ => Vec::new(),
+            };
+        }
+        let scale = count / total as f64;
+        self.distribution
+            .iter_recorded()
+            .map(|step| {
+                let units = self
+                    .distribution
+                    .lowest_equivalent(step.value_iterated_to());
+                (
+                    units as f64 * self.resolution,
+                    step.count_at_value() as f64 * scale,
+                )
+            })
+            .collect()
+    }
+
+    /// The weighted distribution and the value of one of its units.
+    #[doc(hidden)]
+    #[deprecated(
+        note = "exposes the `hdrhistogram` crate, which is not part of hotmetrics' API: use `quantile`, `count_at_or_below` or `weighted_values`"
+    )]
     pub fn distribution(&self) -> (&Histogram<u64>, f64) {
+        self.weighted_distribution()
+    }
+
+    /// The weighted distribution and the value of one of its units, for
+    /// the exporters.
+    pub(crate) fn weighted_distribution(&self) -> (&Histogram<u64>, f64) {
         (&self.distribution, self.resolution)
     }
 
@@ -237,7 +302,18 @@ impl SeriesSnapshot {
 }
 
 /// Every series and the engine's figures at one instant.
+///
+/// # Lookups
+///
+/// One rule: the typed getters ([`counter`](Snapshot::counter),
+/// [`updown`](Snapshot::updown), [`gauge`](Snapshot::gauge),
+/// [`histogram`](Snapshot::histogram)) and [`series`](Snapshot::series)
+/// return the one series with exactly the labels given (order does not
+/// matter) and, for the typed ones, of exactly that kind;
+/// [`find`](Snapshot::find) is the search: every series whose labels
+/// include the ones given.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The series, user metrics first, then the engine's own `hotmetrics.*`.
     pub series: Vec<SeriesSnapshot>,
@@ -250,7 +326,59 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Series named `name` whose labels include all of `labels`.
+    /// A snapshot of `series` and `stats` taken at `time`, cumulative since
+    /// `start_time`: for exporter tests and tools that build snapshots by
+    /// hand (the engine's own come from
+    /// [`Engine::snapshot`](crate::Engine::snapshot)).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use hotmetrics::{Estimate, MetricValue, SeriesSnapshot, Snapshot, Stats};
+    ///
+    /// let start = SystemTime::UNIX_EPOCH;
+    /// let snapshot = Snapshot::new(
+    ///     vec![SeriesSnapshot::new("sent", Vec::new().into(), MetricValue::Counter(Estimate::exact(3.0)))],
+    ///     Stats::default(),
+    ///     start,
+    ///     start + Duration::from_secs(10),
+    /// );
+    /// assert_eq!(snapshot.counter("sent", &[]).unwrap().value, 3.0);
+    /// ```
+    pub fn new(
+        series: Vec<SeriesSnapshot>,
+        stats: Stats,
+        start_time: SystemTime,
+        time: SystemTime,
+    ) -> Self {
+        Self {
+            series,
+            stats,
+            start_time,
+            time,
+        }
+    }
+
+    /// Every series named `name` whose labels include all of `labels`
+    /// (a subset match: `&[]` gives every series of the metric). The one
+    /// lookup that matches a subset; the typed getters below take the
+    /// exact label set.
+    ///
+    /// ```
+    /// # use hotmetrics::{Estimate, MetricValue, SeriesSnapshot, Snapshot, Stats};
+    /// # let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect::<Vec<_>>().into();
+    /// # let counter = |route, status, n| SeriesSnapshot::new("http.requests", labels(&[("route", route), ("status", status)]), MetricValue::Counter(Estimate::exact(n)));
+    /// # let now = std::time::SystemTime::now();
+    /// let snapshot = Snapshot::new(
+    ///     vec![counter("/a", "200", 5.0), counter("/a", "500", 1.0), counter("/b", "200", 7.0)],
+    ///     Stats::default(), now, now,
+    /// );
+    /// assert_eq!(snapshot.find("http.requests", &[("route", "/a")]).count(), 2);
+    /// assert_eq!(snapshot.counter("http.requests", &[("route", "/a")]), None); // not the exact set
+    /// assert_eq!(
+    ///     snapshot.counter("http.requests", &[("status", "500"), ("route", "/a")]).unwrap().value,
+    ///     1.0
+    /// );
+    /// ```
     pub fn find<'a>(
         &'a self,
         name: &'a str,
@@ -264,34 +392,9 @@ impl Snapshot {
         })
     }
 
-    /// The counter or up-down counter `name` (labels exactly `labels`).
-    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<Estimate> {
-        self.exact_labels(name, labels)
-            .and_then(|series| match series.value {
-                MetricValue::Counter(estimate) | MetricValue::UpDown(estimate) => Some(estimate),
-                _ => None,
-            })
-    }
-
-    /// The gauge `name` (labels exactly `labels`).
-    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.exact_labels(name, labels)
-            .and_then(|series| match series.value {
-                MetricValue::Gauge(value) => Some(value),
-                _ => None,
-            })
-    }
-
-    /// The histogram `name` (labels exactly `labels`).
-    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<&HistogramSnapshot> {
-        self.exact_labels(name, labels)
-            .and_then(|series| match &series.value {
-                MetricValue::Histogram(histogram) => Some(histogram),
-                _ => None,
-            })
-    }
-
-    fn exact_labels(&self, name: &str, labels: &[(&str, &str)]) -> Option<&SeriesSnapshot> {
+    /// The series `name` whose labels are exactly `labels` (in any order),
+    /// of whatever kind.
+    pub fn series(&self, name: &str, labels: &[(&str, &str)]) -> Option<&SeriesSnapshot> {
         self.series.iter().find(|series| {
             &*series.name == name
                 && series.labels.len() == labels.len()
@@ -299,5 +402,43 @@ impl Snapshot {
                     .iter()
                     .all(|(key, value)| series.label(key) == Some(*value))
         })
+    }
+
+    /// The counter `name` with exactly `labels` (in any order); `None` if
+    /// there is none, or if the series is not a counter (an up-down
+    /// counter is read with [`updown`](Snapshot::updown)).
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<Estimate> {
+        self.series(name, labels)
+            .and_then(|series| match series.value {
+                MetricValue::Counter(estimate) => Some(estimate),
+                _ => None,
+            })
+    }
+
+    /// The up-down counter `name` with exactly `labels` (in any order).
+    pub fn updown(&self, name: &str, labels: &[(&str, &str)]) -> Option<Estimate> {
+        self.series(name, labels)
+            .and_then(|series| match series.value {
+                MetricValue::UpDown(estimate) => Some(estimate),
+                _ => None,
+            })
+    }
+
+    /// The gauge `name` with exactly `labels` (in any order).
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.series(name, labels)
+            .and_then(|series| match series.value {
+                MetricValue::Gauge(value) => Some(value),
+                _ => None,
+            })
+    }
+
+    /// The histogram `name` with exactly `labels` (in any order).
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<&HistogramSnapshot> {
+        self.series(name, labels)
+            .and_then(|series| match &series.value {
+                MetricValue::Histogram(histogram) => Some(histogram),
+                _ => None,
+            })
     }
 }

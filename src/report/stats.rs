@@ -51,8 +51,14 @@ impl CircuitState {
 pub struct Stats {
     /// Samples drained from the rings and aggregated.
     pub samples_recorded: u64,
-    /// Samples a full ring refused; their weighted values went to the spill
-    /// accumulators (still counted in estimates).
+    /// Samples a full ring refused, whose weighted values went to their
+    /// series' spill accumulators: nothing is lost, every spilled sample is
+    /// still counted in its series' estimate (it only leaves the
+    /// histogram's distribution out, which is scaled to the count).
+    pub samples_spilled: u64,
+    /// The same figure as [`samples_spilled`](Stats::samples_spilled),
+    /// under its old name: these samples were never dropped.
+    #[deprecated(note = "renamed `samples_spilled`: the samples are spilled into their series and still counted, not dropped")]
     pub samples_dropped: u64,
     /// Exact calls recorded straight into their series (critical and
     /// `never_sample` counters).

@@ -150,7 +150,7 @@ fn run(mode: ControllerMode) -> (Outcome, Vec<Reading>) {
             readings.push(Reading {
                 at: started.elapsed(),
                 rate: engine.sample_rate(),
-                dropped: stats.samples_dropped,
+                dropped: stats.samples_spilled,
                 recorded: stats.samples_recorded,
             });
             thread::sleep(Duration::from_millis(5));

@@ -9,7 +9,7 @@
 //! * exact calls: their exact total;
 //! * sampled calls: samples drained + samples spilled = samples taken, and
 //!   Σ v/p over both = Σ v/p of the samples taken, to the last bit;
-//! * the engine's own counters: `samples_recorded + samples_dropped` = all
+//! * the engine's own counters: `samples_recorded + samples_spilled` = all
 //!   samples taken, `exact_calls` = all exact calls.
 //!
 //! The unsampled calls are the rest: nothing is lost without account. A
@@ -190,17 +190,17 @@ fn assert_conserved(snapshot: &Snapshot, expected: &Expected) {
         "engine's exact_calls"
     );
     assert_eq!(
-        stats.samples_recorded + stats.samples_dropped,
+        stats.samples_recorded + stats.samples_spilled,
         expected.samples(),
-        "engine's samples_recorded + samples_dropped vs samples taken ({stats:?})"
+        "engine's samples_recorded + samples_spilled vs samples taken ({stats:?})"
     );
     assert!(histogram_samples <= expected.samples());
     assert_eq!(
         snapshot
-            .counter("hotmetrics.samples_dropped", &[])
+            .counter("hotmetrics.samples_spilled", &[])
             .unwrap()
             .value,
-        stats.samples_dropped as f64
+        stats.samples_spilled as f64
     );
     assert!(expected.samples() + expected.exact_calls <= expected.calls);
 }
@@ -324,13 +324,13 @@ fn ten_million_calls_through_a_tiny_ring_are_all_accounted_for() {
         expected.calls,
         expected.samples(),
         snapshot.stats.samples_recorded,
-        snapshot.stats.samples_dropped,
+        snapshot.stats.samples_spilled,
         started.elapsed().as_secs_f64()
     );
     assert_eq!(
         expected.calls,
         u64::from(total_calls / threads as u32) * threads as u64
     );
-    assert!(snapshot.stats.samples_dropped > 0, "the ring must overflow");
+    assert!(snapshot.stats.samples_spilled > 0, "the ring must overflow");
     assert_conserved(&snapshot, &expected);
 }

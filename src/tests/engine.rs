@@ -40,7 +40,7 @@ fn rate_one_two_threads_million_calls_are_exact() {
     assert_eq!(calls.value, 2_000_000.0);
     assert_eq!(calls.std_error, 0.0);
     assert!(calls.exact);
-    let level = snapshot.counter("exact.level", &[]).unwrap();
+    let level = snapshot.updown("exact.level", &[]).unwrap();
     assert_eq!(level.value, 2.0 * (500_000.0 * 3.0 - 500_000.0));
     let latency = snapshot.histogram("exact.latency", &[]).unwrap();
     assert_eq!(latency.count.value, 2_000_000.0);
@@ -53,7 +53,7 @@ fn rate_one_two_threads_million_calls_are_exact() {
     // precision only when nothing spilled (a starved flusher on a loaded
     // machine can make the big ring overflow).
     let median = latency.quantile(0.5).unwrap();
-    let tolerance = if snapshot.stats.samples_dropped == 0 {
+    let tolerance = if snapshot.stats.samples_spilled == 0 {
         1.0
     } else {
         25.0
@@ -61,7 +61,7 @@ fn rate_one_two_threads_million_calls_are_exact() {
     assert!(
         (median - 499.5).abs() <= tolerance,
         "median {median}, {} samples spilled",
-        snapshot.stats.samples_dropped
+        snapshot.stats.samples_spilled
     );
     engine.shutdown().unwrap();
 }
@@ -91,7 +91,7 @@ fn critical_and_never_sample_are_exact_at_a_low_rate() {
     let snapshot = engine.snapshot();
     let exact = |name: &str| snapshot.counter(name, &[]).unwrap();
     assert_eq!(exact("crit.failures").value, 200_000.0);
-    assert_eq!(exact("crit.level").value, -100_000.0);
+    assert_eq!(snapshot.updown("crit.level", &[]).unwrap().value, -100_000.0);
     assert_eq!(exact("audit.logins").value, 100_000.0);
     assert_eq!(
         snapshot
@@ -138,7 +138,7 @@ fn gauges_static_labels_handles_and_timed() {
         5.0
     );
     assert_eq!(snapshot.gauge("temp", &[("room", "a")]), Some(21.5));
-    assert_eq!(snapshot.counter("conns", &[]).unwrap().value, -4.0);
+    assert_eq!(snapshot.updown("conns", &[]).unwrap().value, -4.0);
     assert_eq!(snapshot.histogram("sizes", &[]).unwrap().sum.value, 128.0);
     let timed = snapshot.histogram("work.latency_ns", &[]).unwrap();
     assert_eq!(timed.count.value, 1.0);
@@ -273,7 +273,7 @@ fn bad_input_is_rejected_and_counted() {
     let snapshot = engine.snapshot();
     assert_eq!(snapshot.counter("bad.counter", &[]).unwrap().value, 2.0);
     assert_eq!(snapshot.counter("bad.critical", &[]).unwrap().value, 0.0);
-    assert_eq!(snapshot.counter("bad.updown", &[]).unwrap().value, -7.0);
+    assert_eq!(snapshot.updown("bad.updown", &[]).unwrap().value, -7.0);
     assert_eq!(snapshot.gauge("bad.gauge", &[]), Some(3.0));
     let hist = snapshot.histogram("bad.hist", &[]).unwrap();
     assert_eq!(hist.count.value, 2.0, "subnormal and 10 accepted");
@@ -395,7 +395,7 @@ fn tiny_ring_with_a_slow_drain_spills_and_stays_unbiased() {
     .join()
     .unwrap();
     let snapshot = engine.snapshot();
-    assert!(snapshot.stats.samples_dropped > 0, "the ring must overflow");
+    assert!(snapshot.stats.samples_spilled > 0, "the ring must overflow");
     let estimate = snapshot.counter("spill.calls", &[]).unwrap();
     let error = (estimate.value - calls as f64).abs();
     assert!(
@@ -447,7 +447,8 @@ fn engine_figures_are_exported_as_series() {
     assert!(recorded.value >= 10.0);
     assert_eq!(snapshot.gauge("hotmetrics.sample_rate", &[]), Some(1.0));
     for name in [
-        "hotmetrics.samples_dropped",
+        "hotmetrics.samples_spilled",
+        "hotmetrics.samples_dropped", // the old name, for one release
         "hotmetrics.values_rejected",
         "hotmetrics.drain_batches",
         "hotmetrics.exports_ok",

@@ -183,7 +183,10 @@ fn exact_totals_from_many_threads() {
     }
     let snapshot = engine.snapshot();
     let value = |name| {
-        let estimate = snapshot.counter(name, &[]).unwrap();
+        let estimate = snapshot
+            .counter(name, &[])
+            .or_else(|| snapshot.updown(name, &[]))
+            .unwrap();
         assert!(estimate.exact && estimate.std_error == 0.0, "{name}");
         estimate.value
     };
@@ -232,7 +235,7 @@ fn ten_thousand_short_lived_threads_are_exact_and_memory_stays_flat() {
         1e6
     );
     assert_eq!(
-        snapshot.counter("exact.churn.level", &[]).unwrap().value,
+        snapshot.updown("exact.churn.level", &[]).unwrap().value,
         -1e6
     );
     println!("{pages} pages, {live} live tables, RSS +{growth} bytes");
@@ -304,7 +307,12 @@ fn threads_exiting_while_shutdown_runs_are_in_the_final_export() {
         worker.join().unwrap();
     }
     let last = store.latest().expect("the final export");
-    let value = |name| last.counter(name, &[]).unwrap().value;
+    let value = |name| {
+        last.counter(name, &[])
+            .or_else(|| last.updown(name, &[]))
+            .unwrap()
+            .value
+    };
     assert_eq!(value("exact.shutdown.calls"), 8_000.0);
     assert_eq!(value("exact.shutdown.level"), 16_000.0);
     let again = engine.snapshot();
@@ -341,7 +349,11 @@ fn a_reinstall_starts_from_zero_while_old_threads_live_on() {
     });
     done_rx.recv().unwrap();
     done_rx.recv().unwrap();
-    let value = |engine: &Engine, name| engine.snapshot().counter(name, &[]).unwrap().value;
+    let value = |engine: &Engine, name| {
+        let snapshot = engine.snapshot();
+        let estimate = snapshot.counter(name, &[]).or_else(|| snapshot.updown(name, &[]));
+        estimate.unwrap().value
+    };
     assert_eq!(value(&first, "exact.reinstall.kept"), 12.0);
     first.shutdown().unwrap();
     let second = engine(&store);

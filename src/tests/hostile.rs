@@ -47,8 +47,10 @@ fn hostile_values_through_handles_critical_and_sampled_paths() {
             histogram.record(bad); // 5 rejected
             critical_histogram.record(bad); // 5 rejected
         }
-        counter.add(-3i64); // rejected
-        critical.add(i64::MIN); // rejected
+        // A signed integer does not compile (`CounterValue`); negative
+        // floats of either width are refused at run time.
+        counter.add(-3.0f32); // rejected
+        critical.add(f64::MIN); // rejected
         updown.add(f64::NAN); // rejected
         gauge.set(f64::INFINITY); // rejected
                                   // Accepted extremes.
@@ -76,7 +78,7 @@ fn hostile_values_through_handles_critical_and_sampled_paths() {
         snapshot.counter("hostile.critical", &[]).unwrap().value,
         u64::MAX as f64
     );
-    assert_eq!(snapshot.counter("hostile.updown", &[]).unwrap().value, -1.0);
+    assert_eq!(snapshot.updown("hostile.updown", &[]).unwrap().value, -1.0);
     assert_eq!(snapshot.gauge("hostile.gauge", &[]), Some(-f64::MAX));
     let histogram = snapshot.histogram("hostile.histogram", &[]).unwrap();
     assert_eq!(histogram.count.value, 3.0);

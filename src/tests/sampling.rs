@@ -64,7 +64,7 @@ fn rate_three_percent_million_calls_within_four_std_errors() {
         ),
     ];
     // A level is never sampled: exact in every mode.
-    let level = snapshot.counter("stat.updown", &[]).unwrap();
+    let level = snapshot.updown("stat.updown", &[]).unwrap();
     assert!(level.exact);
     assert_eq!(
         level.value,
@@ -83,7 +83,7 @@ fn rate_three_percent_million_calls_within_four_std_errors() {
         );
     }
     // A level is never sampled: the up-down counter is exact at any rate.
-    let level = snapshot.counter("stat.updown", &[]).unwrap();
+    let level = snapshot.updown("stat.updown", &[]).unwrap();
     let level_truth = (0..1_000_000u64)
         .map(|i| if i % 3 == 0 { -2.0 } else { 1.0 })
         .sum::<f64>();

@@ -122,7 +122,7 @@ fn run(seed: u64) {
         off * 100.0
     );
     assert!(off.abs() <= 0.04, "histogram count {off:+.4} off");
-    let level = snapshot.counter("mixed.level", &[]).unwrap();
+    let level = snapshot.updown("mixed.level", &[]).unwrap();
     assert!(level.exact, "a level is exact");
     assert_eq!(level.value, 74.0);
 

@@ -106,20 +106,28 @@ pub const MAX_EXPONENTIAL_BUCKETS: usize = 160;
 /// use hotmetrics::export::otlp::RetryPolicy;
 ///
 /// let exporter = hotmetrics::export::Otlp::builder()
-///     .retry(RetryPolicy {
-///         initial_backoff: Duration::from_millis(200),
-///         max_backoff: Duration::from_secs(5),
-///     })
+///     .retry(RetryPolicy::new(Duration::from_millis(200), Duration::from_secs(5)))
 ///     .build()
 ///     .unwrap();
 /// # drop(exporter);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// First delay (default 1 s).
     pub initial_backoff: Duration,
     /// Largest delay (default 30 s).
     pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// Backoff from `initial_backoff`, doubling up to `max_backoff`.
+    pub fn new(initial_backoff: Duration, max_backoff: Duration) -> Self {
+        Self {
+            initial_backoff,
+            max_backoff,
+        }
+    }
 }
 
 impl Default for RetryPolicy {
@@ -143,17 +151,18 @@ impl Default for RetryPolicy {
 /// use hotmetrics::export::otlp::CircuitBreakerPolicy;
 ///
 /// let exporter = hotmetrics::export::Otlp::builder()
-///     .circuit_breaker(CircuitBreakerPolicy {
-///         failure_threshold: 3,
-///         open_for: Duration::from_secs(5),
-///         max_open_for: Duration::from_secs(60),
-///     })
+///     .circuit_breaker(CircuitBreakerPolicy::new(
+///         3,
+///         Duration::from_secs(5),
+///         Duration::from_secs(60),
+///     ))
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(exporter.circuit_state(), hotmetrics::CircuitState::Closed);
 /// # use hotmetrics::export::Exporter;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CircuitBreakerPolicy {
     /// Consecutive failed attempts that open the circuit (default 5).
     pub failure_threshold: u32,
@@ -161,6 +170,18 @@ pub struct CircuitBreakerPolicy {
     pub open_for: Duration,
     /// Longest open period (default 5 min).
     pub max_open_for: Duration,
+}
+
+impl CircuitBreakerPolicy {
+    /// Opens after `failure_threshold` consecutive failed attempts, for
+    /// `open_for` at first and at most `max_open_for`.
+    pub fn new(failure_threshold: u32, open_for: Duration, max_open_for: Duration) -> Self {
+        Self {
+            failure_threshold,
+            open_for,
+            max_open_for,
+        }
+    }
 }
 
 impl Default for CircuitBreakerPolicy {

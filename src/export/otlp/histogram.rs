@@ -100,7 +100,7 @@ impl<'a> HistogramView<'a> {
         start: u64,
         now: u64,
     ) -> ExponentialHistogramDataPoint {
-        let scale = scale_for_sigfig(self.current.distribution().0.sigfig());
+        let scale = scale_for_sigfig(self.current.weighted_distribution().0.sigfig());
         let mut masses = exponential_masses(self.current, scale);
         if let Some(accepted) = self.accepted {
             masses = masses.minus(&exponential_masses(accepted, scale));

@@ -148,12 +148,57 @@ fn critical_marker_and_never_sample_make_instruments_exact() {
             .unwrap()
             .exact
     );
-    // The description is exported unchanged, marker included.
+    // The marker is an instruction to the engine: it is stripped from the
+    // description every snapshot and exporter carries.
     let series = snapshot.find("otel.critical.failed", &[]).next().unwrap();
     assert_eq!(
         series.description.as_deref(),
-        Some("[critical] Messages that could not be delivered")
+        Some("Messages that could not be delivered")
     );
+    let sizes = snapshot.find("otel.critical.size", &[]).next().unwrap();
+    assert_eq!(sizes.description.as_deref(), Some("sizes"));
+    engine.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn exported_description_strips_only_a_leading_marker() {
+    use super::exported_description as exported;
+    assert_eq!(exported(Some("[critical] Failed")), Some("Failed"));
+    assert_eq!(exported(Some("  [critical]Failed")), Some("Failed"));
+    assert_eq!(exported(Some("[critical]")), None);
+    assert_eq!(exported(Some("[critical]   ")), None);
+    assert_eq!(exported(Some("Failed [critical]")), Some("Failed [critical]"));
+    assert_eq!(exported(Some("Failed")), Some("Failed"));
+    assert_eq!(exported(Some("")), None);
+    assert_eq!(exported(None), None);
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn critical_marker_does_not_reach_prometheus_help() {
+    use crate::export::{Exporter as _, Prometheus};
+
+    let _lock = engine_lock();
+    let engine = engine(0.01);
+    let meter = MeterProvider::new(&engine).meter("exact");
+    let refused = meter
+        .u64_counter("otel.help.refused")
+        .with_description("[critical] Payments the processor refused")
+        .build();
+    refused.add(2, &[]);
+    let snapshot = engine.snapshot();
+    let mut prometheus = Prometheus::builder().without_server().build().unwrap();
+    prometheus.export(&snapshot).unwrap();
+    let text = prometheus.render();
+    let help: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("# HELP otel_help_refused"))
+        .collect();
+    assert!(!help.is_empty(), "{text}");
+    for line in help {
+        assert!(line.ends_with(" Payments the processor refused"), "{line}");
+        assert!(!line.contains("[critical]"), "{line}");
+    }
     engine.shutdown().expect("clean shutdown");
 }
 
@@ -359,14 +404,14 @@ fn every_sync_instrument_kind_records() {
     );
     assert_eq!(
         snapshot
-            .counter("otel.kinds.i64_updown", &[])
+            .updown("otel.kinds.i64_updown", &[])
             .unwrap()
             .value,
         -3.0
     );
     assert_eq!(
         snapshot
-            .counter("otel.kinds.f64_updown", &[])
+            .updown("otel.kinds.f64_updown", &[])
             .unwrap()
             .value,
         -0.5

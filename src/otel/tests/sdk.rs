@@ -319,7 +319,7 @@ fn rate_one_exports_what_the_sdk_exports() {
     instrument_and_record(&provider.meter("cmp"), calls);
     engine.shutdown().expect("clean shutdown");
     let last = store.latest().expect("the final export");
-    assert_eq!(last.stats.samples_dropped, 0, "no sample spilled");
+    assert_eq!(last.stats.samples_spilled, 0, "no sample spilled");
     let ours = from_hotmetrics(&last);
 
     // Every instrument exported: 16 metrics, 29 series (6 request sets, 5

@@ -100,7 +100,7 @@ fn hot_path_during_outages() {
             plain[1],
             recorded[1],
             (recorded[1] - plain[1]) / plain[1] * 100.0,
-            after.samples_dropped - before.samples_dropped,
+            after.samples_spilled - before.samples_spilled,
             after.exports_ok - before.exports_ok,
             after.exports_failed - before.exports_failed,
             after.exports_skipped - before.exports_skipped,
