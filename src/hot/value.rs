@@ -46,33 +46,25 @@ impl Value for f32 {
 }
 
 /// A number a [`Counter`](crate::Counter) handle's `add` accepts: the
-/// unsigned integers and the floats.
+/// primitive integers and floats, refused consistently when negative.
 ///
-/// A counter only goes up, so a signed integer is refused when the program
-/// is compiled, where a negative increment would otherwise be refused only
-/// at run time. That includes an untyped integer literal, which Rust makes
-/// an `i32`: write `add(1u64)`, or `add(n as u64)`. (`record!(counter: ..)`
-/// keeps taking any number; its literal has no type to check.)
+/// `add(1)` works as users write it (Rust makes the untyped literal an
+/// `i32`). A counter only goes up: a negative increment — a negative
+/// integer, or a negative, NaN or infinite float — is never added, sampled
+/// or not. It is counted in `Stats::values_rejected` when it is looked at:
+/// always on an exact handle, and on a sampled one when the call is
+/// sampled. An unsampled call does not look at its value (its whole cost is
+/// the countdown), and the increment it carries is not part of any estimate
+/// either, so a refused value never reaches a total.
 ///
-/// ```compile_fail
-/// hotmetrics::counter("doc.counter_value.negative").add(-1);
+/// ```
+/// let requests = hotmetrics::counter("doc.counter_value");
+/// requests.add(1);
+/// requests.add(2u64);
+/// requests.add(0.5);
 /// ```
 ///
-/// A float can be negative, NaN or infinite at run time: such an increment
-/// is never added. Whether it is counted in `Stats::values_rejected`
-/// depends on whether it is looked at: always on an exact handle, and on a
-/// sampled one when the call is sampled. An unsampled call does not look
-/// at its value (its whole cost is the countdown), and an increment it
-/// carries is not part of any estimate either, so a refused value never
-/// reaches a total, sampled or not.
-///
-/// Sealed: implemented here, for `u8`, `u16`, `u32`, `u64`, `usize`, `f32`
-/// and `f64`.
-#[diagnostic::on_unimplemented(
-    message = "a counter's increment is never negative: `{Self}` is not an unsigned integer or a float",
-    label = "signed integer",
-    note = "write an unsigned value (`1u64`, `n as u64`), or use an up-down counter for a signed delta"
-)]
+/// Sealed: implemented here, for the primitive integers and floats.
 pub trait CounterValue: Value + sealed::Sealed {}
 
 mod sealed {
@@ -87,4 +79,4 @@ macro_rules! counter_value {
         impl CounterValue for $t {}
     )*};
 }
-counter_value!(u8, u16, u32, u64, usize, f32, f64);
+counter_value!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);

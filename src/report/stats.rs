@@ -58,7 +58,9 @@ pub struct Stats {
     pub samples_spilled: u64,
     /// The same figure as [`samples_spilled`](Stats::samples_spilled),
     /// under its old name: these samples were never dropped.
-    #[deprecated(note = "renamed `samples_spilled`: the samples are spilled into their series and still counted, not dropped")]
+    #[deprecated(
+        note = "renamed `samples_spilled`: the samples are spilled into their series and still counted, not dropped"
+    )]
     pub samples_dropped: u64,
     /// Exact calls recorded straight into their series (critical and
     /// `never_sample` counters).

@@ -91,7 +91,10 @@ fn critical_and_never_sample_are_exact_at_a_low_rate() {
     let snapshot = engine.snapshot();
     let exact = |name: &str| snapshot.counter(name, &[]).unwrap();
     assert_eq!(exact("crit.failures").value, 200_000.0);
-    assert_eq!(snapshot.updown("crit.level", &[]).unwrap().value, -100_000.0);
+    assert_eq!(
+        snapshot.updown("crit.level", &[]).unwrap().value,
+        -100_000.0
+    );
     assert_eq!(exact("audit.logins").value, 100_000.0);
     assert_eq!(
         snapshot

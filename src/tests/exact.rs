@@ -351,7 +351,9 @@ fn a_reinstall_starts_from_zero_while_old_threads_live_on() {
     done_rx.recv().unwrap();
     let value = |engine: &Engine, name| {
         let snapshot = engine.snapshot();
-        let estimate = snapshot.counter(name, &[]).or_else(|| snapshot.updown(name, &[]));
+        let estimate = snapshot
+            .counter(name, &[])
+            .or_else(|| snapshot.updown(name, &[]));
         estimate.unwrap().value
     };
     assert_eq!(value(&first, "exact.reinstall.kept"), 12.0);

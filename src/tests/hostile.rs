@@ -47,9 +47,9 @@ fn hostile_values_through_handles_critical_and_sampled_paths() {
             histogram.record(bad); // 5 rejected
             critical_histogram.record(bad); // 5 rejected
         }
-        // A signed integer does not compile (`CounterValue`); negative
-        // floats of either width are refused at run time.
+        // Negative increments of any type are refused at run time.
         counter.add(-3.0f32); // rejected
+        critical.add(-7i64); // rejected
         critical.add(f64::MIN); // rejected
         updown.add(f64::NAN); // rejected
         gauge.set(f64::INFINITY); // rejected
@@ -69,7 +69,7 @@ fn hostile_values_through_handles_critical_and_sampled_paths() {
     .join()
     .expect("no panic on hostile values");
     let snapshot = engine.snapshot();
-    assert_eq!(snapshot.stats.values_rejected, 5 * 4 + 4 + 3);
+    assert_eq!(snapshot.stats.values_rejected, 5 * 4 + 5 + 3);
     assert_eq!(
         snapshot.counter("hostile.counter", &[]).unwrap().value,
         u64::MAX as f64

@@ -167,7 +167,10 @@ fn exported_description_strips_only_a_leading_marker() {
     assert_eq!(exported(Some("  [critical]Failed")), Some("Failed"));
     assert_eq!(exported(Some("[critical]")), None);
     assert_eq!(exported(Some("[critical]   ")), None);
-    assert_eq!(exported(Some("Failed [critical]")), Some("Failed [critical]"));
+    assert_eq!(
+        exported(Some("Failed [critical]")),
+        Some("Failed [critical]")
+    );
     assert_eq!(exported(Some("Failed")), Some("Failed"));
     assert_eq!(exported(Some("")), None);
     assert_eq!(exported(None), None);
@@ -403,17 +406,11 @@ fn every_sync_instrument_kind_records() {
         1.5
     );
     assert_eq!(
-        snapshot
-            .updown("otel.kinds.i64_updown", &[])
-            .unwrap()
-            .value,
+        snapshot.updown("otel.kinds.i64_updown", &[]).unwrap().value,
         -3.0
     );
     assert_eq!(
-        snapshot
-            .updown("otel.kinds.f64_updown", &[])
-            .unwrap()
-            .value,
+        snapshot.updown("otel.kinds.f64_updown", &[]).unwrap().value,
         -0.5
     );
     assert_eq!(snapshot.gauge("otel.kinds.u64_gauge", &[]), Some(7.0));
