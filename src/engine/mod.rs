@@ -6,8 +6,8 @@
 //! below imports it.
 
 mod builder;
+mod env;
 mod handle;
-mod otel_env;
 
 pub use builder::Builder;
 pub use handle::Engine;
