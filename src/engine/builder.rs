@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::env::EnvSettings;
+use super::env::{check_rate, EnvSettings};
 use super::handle::Engine;
-use crate::drain::config::{Config, HealthConfig, TargetConfig, MIN_RATE};
+use crate::drain::config::{Config, HealthConfig, TargetConfig};
 use crate::drain::controller::{ControllerConfig, ControllerMode};
 use crate::error::{ConfigError, InstallError};
 use crate::export::exporter::Exporter;
@@ -94,18 +94,6 @@ impl Default for Builder {
             env: EnvSettings::default(),
             exporters: Vec::new(),
         }
-    }
-}
-
-pub(super) fn check_rate(setting: &str, rate: f64) -> Result<(), ConfigError> {
-    if (MIN_RATE..=1.0).contains(&rate) {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            setting,
-            rate,
-            "a number in (0, 1], at least 1e-30",
-        ))
     }
 }
 

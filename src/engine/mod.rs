@@ -7,6 +7,7 @@
 
 mod builder;
 mod env;
+mod from_env;
 mod handle;
 
 pub use builder::Builder;
