@@ -127,17 +127,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads = thread::available_parallelism().map_or(1, usize::from);
     // The default engine: every series sampled just enough for a 1 %
     // relative error per export interval (error targeting).
-    let mut builder = hotmetrics::Engine::builder()
+    // from_env: HOTMETRICS_* and OTEL_* variables win over these settings.
+    // OTEL_METRICS_EXPORTER=otlp sends the metrics to a collector,
+    // =prometheus serves them on :9464/metrics; unset, no exporter is
+    // added and the demo prints its own summary below.
+    let engine = hotmetrics::Engine::builder()
         .controller_period(Duration::from_secs(1))
         .export_interval(Duration::from_secs(1))
-        .from_env()?;
-    // OTEL_METRICS_EXPORTER=otlp sends the metrics to a collector,
-    // =prometheus serves them on :9464/metrics; unset, the demo prints its
-    // own summary below.
-    if std::env::var_os("OTEL_METRICS_EXPORTER").is_some() {
-        builder = builder.exporters_from_env()?;
-    }
-    let engine = builder.install()?;
+        .from_env()?
+        .install()?;
     println!(
         "message pump on {threads} threads for {seconds} s (error targeting: 1 % per 1 s window)"
     );

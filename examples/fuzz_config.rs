@@ -27,9 +27,15 @@ const KEYS: &[&str] = &[
     "HOTMETRICS_MIN_SAMPLE_RATE",
     "HOTMETRICS_MAX_SAMPLE_RATE",
     "HOTMETRICS_BUFFER_SIZE",
+    "HOTMETRICS_BUFFER_CAPACITY",
     "HOTMETRICS_EXPORT_INTERVAL_MS",
     "HOTMETRICS_ADAPTIVE",
     "HOTMETRICS_DISABLED",
+    // The engine-level OTEL_* variables `from_vars` reads too
+    // (OTEL_METRICS_EXPORTER is left to `check_exporters`: an exporter
+    // started here would send to a collector that is not there).
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_SDK_DISABLED",
 ];
 
 const EXPORT_KEYS: &[&str] = &[

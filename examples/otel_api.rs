@@ -42,7 +42,11 @@ impl Handler {
 
     fn handle(&self, order: u64) {
         let started = Instant::now();
-        let route = if order % 4 == 0 { "/pay" } else { "/cart" };
+        let route = if order.is_multiple_of(4) {
+            "/pay"
+        } else {
+            "/cart"
+        };
         let failed = order % 1_000 == 7;
         let attributes = [
             KeyValue::new("http.route", route),

@@ -15,7 +15,10 @@
 //! Every `OTEL_*` variable of the OTLP exporter applies
 //! (`OTEL_EXPORTER_OTLP_ENDPOINT`, `…_HEADERS`, `…_PROTOCOL`,
 //! `…_METRICS_TEMPORALITY_PREFERENCE`, …); `OTEL_METRIC_EXPORT_INTERVAL`
-//! sets the export interval (default here 2 s). With no collector running
+//! sets the export interval (default here 2 s; `from_env()` reads it too,
+//! and `HOTMETRICS_EXPORT_INTERVAL_MS` wins over both). This program adds
+//! its exporter in code: `OTEL_METRICS_EXPORTER` would add more beside it,
+//! so leave it unset here. With no collector running
 //! the exports fail, the circuit opens, and recording goes on at full
 //! speed: the example still ends normally.
 

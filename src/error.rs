@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-/// A configuration value was refused (builder or `HOTMETRICS_*` variable).
+/// A configuration value was refused (builder setting, or `HOTMETRICS_*` or
+/// `OTEL_*` variable).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConfigError {

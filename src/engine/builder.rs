@@ -1,10 +1,11 @@
-//! `Engine::builder()`: settings, their validation and the `HOTMETRICS_*`
-//! environment overrides.
+//! `Engine::builder()`: settings and their validation (the environment
+//! layer laid over them is in `env.rs`).
 
 use std::time::Duration;
 
+use super::env::{check_rate, EnvSettings};
 use super::handle::Engine;
-use crate::drain::config::{Config, HealthConfig, TargetConfig, MIN_RATE};
+use crate::drain::config::{Config, HealthConfig, TargetConfig};
 use crate::drain::controller::{ControllerConfig, ControllerMode};
 use crate::error::{ConfigError, InstallError};
 use crate::export::exporter::Exporter;
@@ -26,6 +27,7 @@ use crate::hot::registry::DEFAULT_CARDINALITY_LIMIT;
 /// hotmetrics::record!(counter: "doc.builder", 1);
 /// engine.shutdown().unwrap();
 /// ```
+#[must_use = "a builder does nothing until `install()` is called (and its `Engine` kept)"]
 pub struct Builder {
     /// `Some` when set: a rate given and no mode picks the pressure
     /// controller (explicit settings are never reinterpreted).
@@ -46,6 +48,9 @@ pub struct Builder {
     shutdown_timeout: Duration,
     disabled: bool,
     health: HealthConfig,
+    /// Read by `from_env`; laid over the fields above by `config`, so a
+    /// variable wins over its setter whatever the order of the calls.
+    pub(super) env: EnvSettings,
     pub(crate) exporters: Vec<Box<dyn Exporter>>,
 }
 
@@ -61,6 +66,7 @@ impl std::fmt::Debug for Builder {
             .field("export_interval", &self.export_interval)
             .field("controller", &self.controller)
             .field("never_sample", &self.never_sample)
+            .field("env", &self.env)
             .field("exporters", &self.exporters.len())
             .finish_non_exhaustive()
     }
@@ -85,47 +91,9 @@ impl Default for Builder {
             shutdown_timeout: Duration::from_secs(5),
             disabled: false,
             health: HealthConfig::default(),
+            env: EnvSettings::default(),
             exporters: Vec::new(),
         }
-    }
-}
-
-fn parse_rate(setting: &str, raw: &str) -> Result<f64, ConfigError> {
-    raw.trim()
-        .parse::<f64>()
-        .map_err(|_| ConfigError::new(setting, raw, "a number in (0, 1]"))
-}
-
-fn parse_millis(setting: &str, raw: &str) -> Result<Duration, ConfigError> {
-    raw.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|millis| *millis > 0)
-        .map(Duration::from_millis)
-        .ok_or_else(|| ConfigError::new(setting, raw, "a whole number of milliseconds > 0"))
-}
-
-fn parse_bool(setting: &str, raw: &str) -> Result<bool, ConfigError> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::new(
-            setting,
-            raw,
-            "true or false (also 1/0, yes/no, on/off)",
-        )),
-    }
-}
-
-fn check_rate(setting: &str, rate: f64) -> Result<(), ConfigError> {
-    if (MIN_RATE..=1.0).contains(&rate) {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            setting,
-            rate,
-            "a number in (0, 1], at least 1e-30",
-        ))
     }
 }
 
@@ -142,20 +110,6 @@ const DEFAULT_RATE: f64 = 0.03;
 /// hot series go far below 1 %, and above ½ a series is recorded exactly.
 const TARGET_MIN_RATE: f64 = 1e-7;
 const TARGET_MAX_RATE: f64 = 0.5;
-
-fn parse_mode(setting: &str, raw: &str) -> Result<ControllerMode, ConfigError> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "target" | "error_target" | "error-target" => Ok(ControllerMode::ErrorTarget),
-        "adaptive" | "pressure" => Ok(ControllerMode::Adaptive),
-        "reference" => Ok(ControllerMode::Reference),
-        "fixed" => Ok(ControllerMode::Fixed),
-        _ => Err(ConfigError::new(
-            setting,
-            raw,
-            "target, adaptive (or pressure), reference or fixed",
-        )),
-    }
-}
 
 impl Builder {
     /// The mode in force: the one set, else the pressure controller when a
@@ -421,119 +375,84 @@ impl Builder {
         self
     }
 
-    /// Applies the `HOTMETRICS_*` environment variables over the settings so
-    /// far: `HOTMETRICS_SAMPLE_RATE`, `HOTMETRICS_MIN_SAMPLE_RATE`,
-    /// `HOTMETRICS_MAX_SAMPLE_RATE`, `HOTMETRICS_BUFFER_SIZE`,
-    /// `HOTMETRICS_EXPORT_INTERVAL_MS`, `HOTMETRICS_ADAPTIVE`,
-    /// `HOTMETRICS_DISABLED`.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] naming the variable and its value when one does not
-    /// parse.
-    pub fn from_env(self) -> Result<Self, ConfigError> {
-        self.from_vars(std::env::vars())
+    /// `disabled` as set in code (the environment aside).
+    pub(super) fn disabled_in_code(&self) -> bool {
+        self.disabled
     }
 
-    /// [`Builder::from_env`] over the given variables instead of the
-    /// process environment (for tests and embedding).
-    ///
-    /// # Errors
-    ///
-    /// As [`Builder::from_env`].
-    pub fn from_vars<I, K, V>(mut self, vars: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        let mut min = None;
-        let mut max = None;
-        for (key, value) in vars {
-            let (key, raw) = (key.as_ref(), value.as_ref());
-            match key {
-                "HOTMETRICS_SAMPLE_RATE" => {
-                    let rate = parse_rate(key, raw)?;
-                    check_rate(key, rate)
-                        .map_err(|_| ConfigError::new(key, raw, "a number in (0, 1]"))?;
-                    self.sample_rate = Some(rate);
-                }
-                "HOTMETRICS_MODE" => {
-                    self.mode = Some(parse_mode(key, raw)?);
-                }
-                "HOTMETRICS_TARGET_RELATIVE_ERROR" => {
-                    self.targets.relative_error = raw.trim().parse::<f64>().map_err(|_| {
-                        ConfigError::new(key, raw, "a relative standard error in (0, 1)")
-                    })?;
-                }
-                "HOTMETRICS_ACCURACY_WINDOW_MS" => {
-                    self.targets.window = Some(parse_millis(key, raw)?);
-                }
-                "HOTMETRICS_MIN_SAMPLE_RATE" => {
-                    let rate = parse_rate(key, raw)?;
-                    check_rate(key, rate)
-                        .map_err(|_| ConfigError::new(key, raw, "a number in (0, 1]"))?;
-                    min = Some(rate);
-                }
-                "HOTMETRICS_MAX_SAMPLE_RATE" => {
-                    let rate = parse_rate(key, raw)?;
-                    check_rate(key, rate)
-                        .map_err(|_| ConfigError::new(key, raw, "a number in (0, 1]"))?;
-                    max = Some(rate);
-                }
-                "HOTMETRICS_BUFFER_SIZE" => {
-                    let slots = raw
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|slots| (1..=1 << 24).contains(slots))
-                        .ok_or_else(|| {
-                            ConfigError::new(key, raw, "a whole number of slots in 1..=16777216")
-                        })?;
-                    self.buffer_capacity = slots;
-                }
-                "HOTMETRICS_EXPORT_INTERVAL_MS" => {
-                    self.export_interval = parse_millis(key, raw)?;
-                }
-                "HOTMETRICS_ADAPTIVE" => {
-                    let on = parse_bool(key, raw)?;
-                    self = self.adaptive(on);
-                }
-                "HOTMETRICS_DISABLED" => {
-                    self.disabled = parse_bool(key, raw)?;
-                }
-                _ => {}
-            }
+    /// The settings with the environment read by `from_env` laid over the
+    /// setters' values (environment over code), without the exporters.
+    fn with_env(&self) -> Result<Builder, ConfigError> {
+        let env = &self.env;
+        let mut resolved = Builder {
+            sample_rate: env.sample_rate.or(self.sample_rate),
+            mode: env.mode.or(self.mode),
+            targets: self.targets.clone(),
+            bounds: self.bounds,
+            buffer_capacity: env
+                .buffer_capacity
+                .map_or(self.buffer_capacity, |(_, slots)| slots),
+            shards: self.shards,
+            export_interval: env.export_interval.unwrap_or(self.export_interval),
+            drain_interval: self.drain_interval,
+            controller: self.controller.clone(),
+            never_sample: self.never_sample.clone(),
+            cardinality_limit: self.cardinality_limit,
+            histogram_sigfig: self.histogram_sigfig,
+            histogram_resolution: self.histogram_resolution,
+            shutdown_timeout: self.shutdown_timeout,
+            disabled: env.disabled.unwrap_or(self.disabled),
+            health: self.health.clone(),
+            env: EnvSettings::default(),
+            exporters: Vec::new(),
+        };
+        if let Some(on) = env.adaptive {
+            resolved = resolved.adaptive(on);
         }
-        if min.is_some() || max.is_some() {
+        if let Some(relative_error) = env.relative_error {
+            resolved.targets.relative_error = relative_error;
+        }
+        if env.window.is_some() {
+            resolved.targets.window = env.window;
+        }
+        if env.min_rate.is_some() || env.max_rate.is_some() {
             let (old_min, old_max) = self
                 .bounds
                 .unwrap_or((self.controller.min_rate, self.controller.max_rate));
-            let (new_min, new_max) = (min.unwrap_or(old_min), max.unwrap_or(old_max));
-            if new_min > new_max {
+            let (min, max) = (
+                env.min_rate.unwrap_or(old_min),
+                env.max_rate.unwrap_or(old_max),
+            );
+            if min > max {
                 // Name the variable that was set: with only the maximum
                 // given, it is the one that crosses the minimum in force.
-                return Err(if min.is_none() {
+                return Err(if env.min_rate.is_none() {
                     ConfigError::new(
                         "HOTMETRICS_MAX_SAMPLE_RATE",
-                        new_max,
-                        &format!("a rate no smaller than the minimum ({new_min})"),
+                        max,
+                        &format!("a rate no smaller than the minimum ({min})"),
                     )
                 } else {
                     ConfigError::new(
                         "HOTMETRICS_MIN_SAMPLE_RATE",
-                        new_min,
-                        &format!("a rate no larger than the maximum ({new_max})"),
+                        min,
+                        &format!("a rate no larger than the maximum ({max})"),
                     )
                 });
             }
-            self.bounds = Some((new_min, new_max));
+            resolved.bounds = Some((min, max));
         }
-        Ok(self)
+        Ok(resolved)
     }
 
-    /// Validates every setting.
+    /// Validates every setting, the environment read by `from_env` laid
+    /// over the setters' values.
     pub(crate) fn config(&self) -> Result<Config, ConfigError> {
+        self.with_env()?.validate()
+    }
+
+    /// Validates the settings held in the fields.
+    fn validate(&self) -> Result<Config, ConfigError> {
         let mode = self.mode();
         let sample_rate = self.sample_rate.unwrap_or(DEFAULT_RATE);
         check_rate("sample_rate", sample_rate)?;

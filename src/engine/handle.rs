@@ -26,8 +26,10 @@ use crate::report::stats::Stats;
 /// An installed engine, and the guard that keeps it installed.
 ///
 /// Dropping it shuts the engine down (final drain and export), as
-/// [`Engine::shutdown`] does.
+/// [`Engine::shutdown`] does: keep it for as long as the program records
+/// (`let engine = builder.install()?;`), not `builder.install()?;`.
 #[derive(Debug)]
+#[must_use = "dropping the Engine shuts it down at once: keep it (`let engine = ...install()?;`) for as long as the program records"]
 pub struct Engine {
     /// `None` for a disabled engine.
     shared: Option<Arc<Shared>>,

@@ -6,8 +6,9 @@
 //! below imports it.
 
 mod builder;
+mod env;
+mod from_env;
 mod handle;
-mod otel_env;
 
 pub use builder::Builder;
 pub use handle::Engine;

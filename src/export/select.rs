@@ -12,7 +12,7 @@ const ACCEPTED: &str = "a comma-separated list of otlp, prometheus, console, non
 ///
 /// | `OTEL_METRICS_EXPORTER` | exporters |
 /// |---|---|
-/// | unset or empty | [`Stdout`] (a table on the console) |
+/// | unset or empty | none |
 /// | `otlp` | [`Otlp::from_env`](crate::export::Otlp::from_env) (feature `otlp`) |
 /// | `prometheus` | [`Prometheus::from_env`](crate::export::Prometheus::from_env) (feature `prometheus`): serves `/metrics` |
 /// | `console` | [`Stdout`] |
@@ -20,9 +20,9 @@ const ACCEPTED: &str = "a comma-separated list of otlp, prometheus, console, non
 /// | `otlp,prometheus` | both, each on its own thread |
 ///
 /// With `OTEL_SDK_DISABLED=true` the list is empty. Unlike the
-/// OpenTelemetry SDKs, whose default is `otlp`, nothing set means the
-/// console, so a program run without configuration shows its metrics
-/// instead of sending them to a collector that may not exist.
+/// OpenTelemetry SDKs, whose default is `otlp`, nothing set means no
+/// exporter: nothing is sent to a collector that may not exist, and
+/// nothing is printed unless asked (`OTEL_METRICS_EXPORTER=console`).
 ///
 /// ```
 /// let exporters = hotmetrics::export::from_env().expect("valid OTEL_* settings");
@@ -33,8 +33,9 @@ const ACCEPTED: &str = "a comma-separated list of otlp, prometheus, console, non
 /// # drop(builder);
 /// ```
 ///
-/// [`Builder::exporters_from_env`](crate::Builder::exporters_from_env) does the same and also applies
-/// `OTEL_METRIC_EXPORT_INTERVAL` and `OTEL_SDK_DISABLED` to the engine.
+/// [`Builder::from_env`](crate::Builder::from_env) adds these exporters to
+/// the builder's and also applies `OTEL_METRIC_EXPORT_INTERVAL`,
+/// `OTEL_SDK_DISABLED` and the `HOTMETRICS_*` variables to the engine.
 ///
 /// # Errors
 ///
@@ -67,12 +68,19 @@ where
     select(&EnvSource::from_vars(vars))
 }
 
-pub(crate) fn select(env: &EnvSource) -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
+fn select(env: &EnvSource) -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
     if env.bool("OTEL_SDK_DISABLED")? == Some(true) {
         return Ok(Vec::new());
     }
+    select_named(env)
+}
+
+/// The exporters `OTEL_METRICS_EXPORTER` names (none when it is unset),
+/// whatever `OTEL_SDK_DISABLED` says: the caller decides whether the engine
+/// is disabled.
+pub(crate) fn select_named(env: &EnvSource) -> Result<Vec<Box<dyn Exporter>>, ConfigError> {
     let Some(raw) = env.get("OTEL_METRICS_EXPORTER") else {
-        return Ok(vec![Box::new(Stdout::new())]);
+        return Ok(Vec::new());
     };
     let mut names: Vec<String> = Vec::new();
     for name in raw
@@ -142,10 +150,14 @@ mod tests {
     }
 
     #[test]
-    fn console_by_default_and_none() {
-        assert_eq!(names(&[]).unwrap(), ["stdout"]);
+    fn nothing_by_default_and_the_console_when_asked() {
+        assert_eq!(names(&[]).unwrap(), Vec::<String>::new());
         assert_eq!(
             names(&[("OTEL_METRICS_EXPORTER", "  ")]).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(&[("OTEL_METRICS_EXPORTER", "console")]).unwrap(),
             ["stdout"]
         );
         assert_eq!(

@@ -276,7 +276,10 @@ fn hotmetrics_var() -> impl Strategy<Value = (String, String)> {
         Just("HOTMETRICS_MIN_SAMPLE_RATE"),
         Just("HOTMETRICS_MAX_SAMPLE_RATE"),
         Just("HOTMETRICS_BUFFER_SIZE"),
+        Just("HOTMETRICS_BUFFER_CAPACITY"),
         Just("HOTMETRICS_EXPORT_INTERVAL_MS"),
+        Just("OTEL_METRIC_EXPORT_INTERVAL"),
+        Just("OTEL_SDK_DISABLED"),
         Just("HOTMETRICS_ADAPTIVE"),
         Just("HOTMETRICS_DISABLED"),
         Just("HOTMETRICS_OTHER"),
@@ -301,7 +304,7 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Any set of `HOTMETRICS_*` values: never a panic; an error names a
+    /// Any set of `HOTMETRICS_*` (and engine-level `OTEL_*`) values: never a panic; an error names a
     /// variable that was given and its value; an accepted configuration
     /// validates to settings within their documented ranges.
     #[test]
