@@ -23,9 +23,13 @@ fn engine_to_collector() {
         .header("x-api-key", "k-123")
         .build()
         .unwrap();
+    // Rings large enough for the whole burst: a flusher kept off the CPU by
+    // tests running beside this one must not make the histogram's values
+    // spill (spilled values keep count and sum but have no bucket).
     let engine = crate::Engine::builder()
         .sample_rate(0.05)
         .adaptive(false)
+        .buffer_capacity(1 << 16)
         .export_interval(Duration::from_millis(50))
         .exporter(exporter)
         .install()
