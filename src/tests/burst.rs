@@ -22,8 +22,10 @@
 //!   the first period of the burst, and the rate climbs back to at least
 //!   three times its burst level once the load falls;
 //! * asserted when no drain came more than [`QUIET_GAP`] after the one
-//!   before (a machine quiet enough for millisecond drains): the strict
-//!   criteria above. The adaptive run gets up to three attempts.
+//!   before and the producer never paused more than [`QUIET_PRODUCER_GAP`]
+//!   (a machine quiet enough for millisecond drains): the strict criteria
+//!   above. The adaptive run gets up to [`ATTEMPTS`] attempts, and the
+//!   strict criteria must hold in one of them when any was quiet.
 //!
 //! Every attempt prints its figures, the strict ones included.
 
@@ -40,11 +42,24 @@ const BEFORE: u32 = 5;
 const BURST: u32 = 10;
 const AFTER: u32 = 12;
 const HOME_RATE: f64 = 0.15;
-/// Calls per millisecond before and after the burst: 12 samples per drain
-/// at the home rate, 19 % of the ring.
-const BASE_PER_MS: f64 = 80.0;
+/// Calls per millisecond before and after the burst: 7.5 samples per
+/// millisecond at the home rate, 11.7 % of the ring per millisecond between
+/// drains.
+const BASE_PER_MS: f64 = 50.0;
 /// Longest gap between drains under which the strict criteria are asserted.
-const QUIET_GAP: Duration = Duration::from_millis(3);
+/// It follows from the load: the controller raises the rate only in a
+/// period whose fullest ring stayed below the low-water mark (30 %), and at
+/// the home rate a 2.5 ms gap fills 29 % of the ring. With longer gaps one
+/// late drain in a period can hold the rate a step below home — what the
+/// controller is meant to do on a machine that drains late, and not a
+/// failure to recover.
+const QUIET_GAP: Duration = Duration::from_micros(2500);
+/// Longest pause of the producer under which the strict criteria are
+/// asserted.
+const QUIET_PRODUCER_GAP: Duration = Duration::from_micros(1500);
+/// Adaptive runs before the verdict: the strict criteria must hold in one
+/// of them if any was quiet.
+const ATTEMPTS: u32 = 5;
 
 #[derive(Clone, Copy, Debug)]
 struct Reading {
@@ -63,6 +78,10 @@ struct Outcome {
     rate_changes: u64,
     final_rate: f64,
     max_drain_gap: Duration,
+    /// Longest time between two passes of the producer's loop (a pass
+    /// sleeps 200 µs): a producer descheduled for longer catches up in one
+    /// batch, which the ring sees as a burst of its own.
+    producer_gap: Duration,
 }
 
 impl Outcome {
@@ -75,7 +94,7 @@ impl Outcome {
     }
 
     fn quiet(&self) -> bool {
-        self.max_drain_gap <= QUIET_GAP
+        self.max_drain_gap <= QUIET_GAP && self.producer_gap <= QUIET_PRODUCER_GAP
     }
 
     /// The criteria.
@@ -123,13 +142,17 @@ fn run(mode: ControllerMode) -> (Outcome, Vec<Reading>) {
         .expect("valid settings");
     let total = PERIOD * (BEFORE + BURST + AFTER);
     let stop = AtomicBool::new(false);
-    let readings = thread::scope(|scope| {
+    let (readings, producer_gap) = thread::scope(|scope| {
         let stop = &stop;
         let started = Instant::now();
-        scope.spawn(move || {
+        let producer = scope.spawn(move || {
             let mut done = 0.0f64;
+            let mut longest_gap = Duration::ZERO;
+            let mut last = started.elapsed();
             while !stop.load(Ordering::Relaxed) {
                 let now = started.elapsed();
+                longest_gap = longest_gap.max(now - last);
+                last = now;
                 let due = due_by(now);
                 // Never catch up more than 2 ms of backlog at once: a
                 // descheduled producer must not turn into an extra burst.
@@ -143,6 +166,7 @@ fn run(mode: ControllerMode) -> (Outcome, Vec<Reading>) {
                     thread::sleep(Duration::from_micros(200));
                 }
             }
+            longest_gap
         });
         let mut readings = Vec::new();
         while started.elapsed() < total {
@@ -156,17 +180,28 @@ fn run(mode: ControllerMode) -> (Outcome, Vec<Reading>) {
             thread::sleep(Duration::from_millis(5));
         }
         stop.store(true, Ordering::Relaxed);
-        readings
+        let producer_gap = producer.join().expect("the producer does not panic");
+        (readings, producer_gap)
     });
     let stats = engine.stats();
     engine.shutdown().expect("clean shutdown");
     (
-        analyse(&readings, stats.rate_changes, stats.max_drain_gap),
+        analyse(
+            &readings,
+            stats.rate_changes,
+            stats.max_drain_gap,
+            producer_gap,
+        ),
         readings,
     )
 }
 
-fn analyse(readings: &[Reading], rate_changes: u64, max_drain_gap: Duration) -> Outcome {
+fn analyse(
+    readings: &[Reading],
+    rate_changes: u64,
+    max_drain_gap: Duration,
+    producer_gap: Duration,
+) -> Outcome {
     let at = |periods: u32| PERIOD * periods;
     let step = at(BEFORE);
     let back = at(BEFORE + BURST);
@@ -203,6 +238,7 @@ fn analyse(readings: &[Reading], rate_changes: u64, max_drain_gap: Duration) -> 
         rate_changes,
         final_rate: readings.last().map_or(0.0, |reading| reading.rate),
         max_drain_gap,
+        producer_gap,
     }
 }
 
@@ -211,7 +247,7 @@ fn analyse(readings: &[Reading], rate_changes: u64, max_drain_gap: Duration) -> 
 fn a_ten_fold_step_with_real_threads_settles_and_recovers() {
     let _lock = engine_lock();
     let mut attempts = Vec::new();
-    for attempt in 1..=3 {
+    for attempt in 1..=ATTEMPTS {
         let (outcome, readings) = run(ControllerMode::Adaptive);
         println!(
             "adaptive, attempt {attempt}: {outcome:?} (criteria met: {}, quiet machine: {})",
@@ -252,7 +288,7 @@ fn a_ten_fold_step_with_real_threads_settles_and_recovers() {
         );
     } else {
         println!(
-            "strict criteria not asserted: in every attempt drains came more than {QUIET_GAP:?} apart"
+            "strict criteria not asserted: in every attempt drains came more than {QUIET_GAP:?} apart or the producer paused more than {QUIET_PRODUCER_GAP:?}"
         );
     }
 }
