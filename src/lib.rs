@@ -73,6 +73,8 @@
 //! * `export/`: the [`Exporter`](export::Exporter) trait and the exporters.
 //! * `engine/`: the [`Engine`] handle and its [`Builder`].
 //! * `otel/` (feature `otel-api`): the OpenTelemetry API provider.
+//! * `testing.rs`: the test engine and [`testing::Watch`], for tests of
+//!   code that records.
 //!
 //! ## What runs per call
 //!
@@ -114,6 +116,7 @@ mod macros;
 pub mod otel;
 mod report;
 mod sync;
+pub mod testing;
 
 /// The one-rate controller's policy as a pure function. Not a stable API:
 /// [`ControllerMode`] is re-exported at the root, and this path is kept
