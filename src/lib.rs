@@ -124,6 +124,7 @@ pub use drain::controller::ControllerMode;
 pub use engine::{Builder, Engine};
 pub use error::{ConfigError, ExportError, InstallError, RegistrationError, ShutdownError};
 pub use hot::cell::Kind;
+pub use hot::label::{LabelBuf, LabelValue, LABEL_BUF_LEN};
 pub use hot::handle::{
     counter, gauge, histogram, try_counter, try_gauge, try_histogram, try_updown, updown, Counter,
     Gauge, Histogram, UpDownCounter,
@@ -142,6 +143,10 @@ pub use report::stats::{CircuitState, Stats};
 pub mod __private {
     pub use crate::hot::callsite::Callsite;
     pub use crate::hot::cell::Kind;
+    pub use crate::hot::dynamic::{
+        exact_dynamic, sampled_dynamic, timed_begin_dynamic, DynamicCallsite, Visit,
+    };
+    pub use crate::hot::label::LabelValue;
     pub use crate::hot::record::{
         exact_counter, exact_updown, gauge, sampled, timed_begin, timed_end, Timer,
     };
