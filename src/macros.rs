@@ -37,7 +37,10 @@
 /// * `timed`: evaluates the block and, only if this call is recorded, reads
 ///   the clock around it and records the elapsed nanoseconds as a histogram.
 ///
-/// Label values that are not all literals may be any
+/// Label values that are all literals (strings, numbers, `true`) are
+/// resolved once, on the site's first call (a number as it is written:
+/// `"status" => 200` is `status="200"`). Label values that are not all
+/// literals may be any
 /// [`LabelValue`](crate::LabelValue) (`&str`, `String`, `Cow<str>`,
 /// integers, ...). An unsampled call does not evaluate them; a recorded call
 /// evaluates each once and finds its series through a small cache in the
@@ -88,7 +91,7 @@ macro_rules! record {
         static __HOTMETRICS_CALLSITE: $crate::__private::Callsite = $crate::__private::Callsite::new(
             $name,
             $crate::__private::Kind::Gauge,
-            &[$(($key, $label)),*],
+            &[$(($key, ::core::concat!($label))),*],
             true,
         );
         $crate::__private::gauge(&__HOTMETRICS_CALLSITE, $value)
@@ -100,7 +103,7 @@ macro_rules! record {
         static __HOTMETRICS_CALLSITE: $crate::__private::Callsite = $crate::__private::Callsite::new(
             $name,
             $crate::__private::Kind::Histogram,
-            &[$(($key, $label)),*],
+            &[$(($key, ::core::concat!($label))),*],
             false,
         );
         // Two arms, so an unsampled call evaluates the block with no timer
@@ -145,7 +148,7 @@ macro_rules! __record_sampled {
         static __HOTMETRICS_CALLSITE: $crate::__private::Callsite = $crate::__private::Callsite::new(
             $name,
             $crate::__private::Kind::$kind,
-            &[$(($key, $label)),*],
+            &[$(($key, ::core::concat!($label))),*],
             $critical,
         );
         $crate::__private::sampled(&__HOTMETRICS_CALLSITE, $value)
@@ -159,7 +162,7 @@ macro_rules! __record_exact {
         static __HOTMETRICS_CALLSITE: $crate::__private::Callsite = $crate::__private::Callsite::new(
             $name,
             $crate::__private::Kind::$kind,
-            &[$(($key, $label)),*],
+            &[$(($key, ::core::concat!($label))),*],
             true,
         );
         $crate::__private::$entry(&__HOTMETRICS_CALLSITE, $value)
