@@ -115,6 +115,7 @@ pub mod otel;
 mod report;
 mod sync;
 
+pub use drain::catalog::describe;
 /// The one-rate controller's policy as a pure function. Not a stable API:
 /// [`ControllerMode`] is re-exported at the root, and this path is kept
 /// only for code written against earlier releases.
@@ -124,11 +125,11 @@ pub use drain::controller::ControllerMode;
 pub use engine::{Builder, Engine};
 pub use error::{ConfigError, ExportError, InstallError, RegistrationError, ShutdownError};
 pub use hot::cell::Kind;
-pub use hot::label::{LabelBuf, LabelValue, LABEL_BUF_LEN};
 pub use hot::handle::{
     counter, gauge, histogram, try_counter, try_gauge, try_histogram, try_updown, updown, Counter,
     Gauge, Histogram, UpDownCounter,
 };
+pub use hot::label::{LabelBuf, LabelValue, LABEL_BUF_LEN};
 pub use hot::registry::{
     validate_name, Labels, DEFAULT_CARDINALITY_LIMIT, MAX_LABEL_LEN, OVERFLOW_KEY,
 };
@@ -141,6 +142,7 @@ pub use report::stats::{CircuitState, Stats};
 /// What the macros expand to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::drain::catalog::describe_kind;
     pub use crate::hot::callsite::Callsite;
     pub use crate::hot::cell::Kind;
     pub use crate::hot::dynamic::{

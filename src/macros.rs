@@ -192,3 +192,67 @@ macro_rules! __record_dynamic {
         )
     }};
 }
+
+/// Declares a metric's kind, unit and description, for the exporters:
+/// OTLP's `unit` and `description`, Prometheus' `# UNIT` and `# HELP`.
+///
+/// ```
+/// use hotmetrics::describe;
+///
+/// describe!(counter: "http.requests", unit: "{request}", "Requests served");
+/// describe!(histogram: "http.latency", unit: "ms", "Time to serve a request");
+/// describe!(gauge: "queue.depth", "Jobs waiting");
+/// describe!(updown: "ws.active_connections", unit: "{connection}");
+/// ```
+///
+/// Kinds: `counter`, `updown`, `gauge`, `histogram`. The kind is
+/// registered as for a `record!` (a later call of another kind is
+/// refused); the unit is UCUM as OpenTelemetry writes it. Declaring costs
+/// a lock: do it once, at start-up (the first declaration of a name wins;
+/// see [`describe`](fn@crate::describe)). Run-time strings go through
+/// [`describe`](fn@crate::describe) or
+/// [`Builder::describe`](crate::Builder::describe).
+#[macro_export]
+macro_rules! describe {
+    ($kind:ident: $name:expr, unit: $unit:expr, $description:expr $(,)?) => {
+        $crate::__describe!($kind, $name, $unit, $description)
+    };
+    ($kind:ident: $name:expr, unit: $unit:expr $(,)?) => {
+        $crate::__describe!($kind, $name, $unit, "")
+    };
+    ($kind:ident: $name:expr, $description:expr $(,)?) => {
+        $crate::__describe!($kind, $name, "", $description)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __describe {
+    (counter, $name:expr, $unit:expr, $description:expr) => {
+        $crate::__private::describe_kind(
+            $crate::__private::Kind::Counter,
+            $name,
+            $unit,
+            $description,
+        )
+    };
+    (updown, $name:expr, $unit:expr, $description:expr) => {
+        $crate::__private::describe_kind(
+            $crate::__private::Kind::UpDown,
+            $name,
+            $unit,
+            $description,
+        )
+    };
+    (gauge, $name:expr, $unit:expr, $description:expr) => {
+        $crate::__private::describe_kind($crate::__private::Kind::Gauge, $name, $unit, $description)
+    };
+    (histogram, $name:expr, $unit:expr, $description:expr) => {
+        $crate::__private::describe_kind(
+            $crate::__private::Kind::Histogram,
+            $name,
+            $unit,
+            $description,
+        )
+    };
+}

@@ -247,7 +247,10 @@ where
 }
 
 /// Evaluates the values through `labels` and finds their series.
-fn resolve<L: FnOnce(Visit<'_>)>(callsite: &DynamicCallsite, labels: L) -> Option<&'static SeriesCell> {
+fn resolve<L: FnOnce(Visit<'_>)>(
+    callsite: &DynamicCallsite,
+    labels: L,
+) -> Option<&'static SeriesCell> {
     let mut cell = None;
     labels(&mut |values| cell = callsite.series(values));
     cell

@@ -215,11 +215,8 @@ impl Registry {
 
     fn create(&mut self, name: Arc<str>, kind: Kind, labels: Labels) -> &'static SeriesCell {
         let id = MetricId(self.series.len() as u32);
-        let cell: &'static SeriesCell = Box::leak(Box::new(SeriesCell::with_labels(
-            id,
-            kind,
-            labels.clone(),
-        )));
+        let cell: &'static SeriesCell =
+            Box::leak(Box::new(SeriesCell::with_labels(id, kind, labels.clone())));
         cell.pin(self.exact_by_name(&name), self.new_step(kind));
         self.series.push(SeriesInfo {
             cell,
@@ -304,10 +301,7 @@ impl Registry {
             .metrics
             .get(callsite.name)
             .map_or(1, |metric| metric.step.load(Ordering::Relaxed));
-        if callsite.critical
-            || callsite.kind.always_exact()
-            || self.exact_by_name(callsite.name)
-        {
+        if callsite.critical || callsite.kind.always_exact() || self.exact_by_name(callsite.name) {
             (TAG_EXACT, step)
         } else {
             (TAG_SAMPLED, step)
@@ -379,7 +373,11 @@ pub(crate) fn resolve_dynamic(callsite: &'static DynamicCallsite) -> usize {
                 .collect();
             validate_labels(callsite.name, &keys)
         })
-        .and_then(|()| registry.metric(&Arc::from(callsite.name), callsite.kind).map(|_| ()));
+        .and_then(|()| {
+            registry
+                .metric(&Arc::from(callsite.name), callsite.kind)
+                .map(|_| ())
+        });
     let (state, step) = match checked {
         Ok(()) => registry.dynamic_tag(callsite),
         Err(error) => {
@@ -492,7 +490,6 @@ pub(crate) fn apply_steps(
 /// # Errors
 ///
 /// The metric's name is invalid, or it is registered as another kind.
-#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
 pub(crate) fn metric_step(name: &str, kind: Kind) -> Result<&'static AtomicU64, RegistrationError> {
     validate_name(name).map_err(|reason| RegistrationError::InvalidName {
         name: name.chars().take(300).collect(),

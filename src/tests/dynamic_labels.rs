@@ -55,15 +55,29 @@ fn values_of_every_type_land_in_their_series_in_every_form() {
             .unwrap_or_else(|| panic!("{name} {labels:?}"))
             .value
     };
-    assert_eq!(counter("dyn.requests", &[("route", "/a"), ("status", "200")]), 3.0);
-    assert_eq!(counter("dyn.requests", &[("route", "/b"), ("status", "500")]), 1.0);
-    assert_eq!(counter("dyn.requests", &[("route", "/c"), ("status", "500")]), 1.0);
-    assert_eq!(counter("dyn.owned", &[("kind", "literal"), ("route", "/a")]), 6.0);
+    assert_eq!(
+        counter("dyn.requests", &[("route", "/a"), ("status", "200")]),
+        3.0
+    );
+    assert_eq!(
+        counter("dyn.requests", &[("route", "/b"), ("status", "500")]),
+        1.0
+    );
+    assert_eq!(
+        counter("dyn.requests", &[("route", "/c"), ("status", "500")]),
+        1.0
+    );
+    assert_eq!(
+        counter("dyn.owned", &[("kind", "literal"), ("route", "/a")]),
+        6.0
+    );
     assert_eq!(counter("dyn.cow", &[("route", "/b")]), 1.0);
     assert_eq!(counter("dyn.formatted", &[("id", "user-0")]), 3.0);
     assert_eq!(counter("dyn.formatted", &[("id", "user-1")]), 2.0);
     assert_eq!(counter("dyn.failures", &[("route", "/a")]), 3.0);
-    let latency = snapshot.histogram("dyn.latency", &[("route", "/a")]).unwrap();
+    let latency = snapshot
+        .histogram("dyn.latency", &[("route", "/a")])
+        .unwrap();
     assert_eq!((latency.count.value, latency.sum.value), (3.0, 90.0));
     let critical = snapshot
         .histogram("dyn.critical_latency", &[("route", "/a")])
@@ -75,7 +89,9 @@ fn values_of_every_type_land_in_their_series_in_every_form() {
     assert_eq!(level("dyn.critical_level"), 3.0);
     assert_eq!(snapshot.gauge("dyn.depth", &[("route", "/a")]), Some(4.0));
     assert_eq!(snapshot.gauge("dyn.depth", &[("route", "/c")]), Some(3.0));
-    let timed = snapshot.histogram("dyn.work_ns", &[("route", "/a")]).unwrap();
+    let timed = snapshot
+        .histogram("dyn.work_ns", &[("route", "/a")])
+        .unwrap();
     assert_eq!(timed.count.value, 3.0);
     engine.shutdown().unwrap();
 }
@@ -92,7 +108,10 @@ fn more_label_sets_than_the_cache_holds_resolve_right() {
     }
     let snapshot = engine.snapshot();
     for user in 0..50u32 {
-        let labels = [("shard", (user % 3).to_string()), ("user", user.to_string())];
+        let labels = [
+            ("shard", (user % 3).to_string()),
+            ("user", user.to_string()),
+        ];
         let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert_eq!(snapshot.counter("dyn.users", &labels).unwrap().value, 3.0);
     }
@@ -244,6 +263,9 @@ fn estimates_of_dynamic_series_at_a_low_rate_are_honest_and_the_control_fails() 
             "series {series}: {share} covered"
         );
         let control = f64::from(control_covered[series]) / f64::from(TRIALS);
-        assert!(control < 0.5, "the control covered {control} of series {series}");
+        assert!(
+            control < 0.5,
+            "the control covered {control} of series {series}"
+        );
     }
 }

@@ -7,6 +7,7 @@ mod burst;
 mod config;
 mod conservation;
 mod controller;
+mod describe;
 mod dynamic_labels;
 mod engine;
 mod exact;

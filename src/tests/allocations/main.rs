@@ -132,8 +132,13 @@ fn unsampled_calls_with_allocating_label_expressions_allocate_nothing() {
     for user in 0..4 {
         let route = format!("/user/{user}");
         let labels = [("route", route.as_str()), ("status", "200")];
-        assert_eq!(snapshot.counter("alloc.requests", &labels).unwrap().value, 25.0);
-        let latency = snapshot.histogram("alloc.latency", &[("route", &route)]).unwrap();
+        assert_eq!(
+            snapshot.counter("alloc.requests", &labels).unwrap().value,
+            25.0
+        );
+        let latency = snapshot
+            .histogram("alloc.latency", &[("route", &route)])
+            .unwrap();
         assert_eq!(latency.count.value, 25.0);
     }
     engine.shutdown().unwrap();
