@@ -143,11 +143,9 @@ pub use report::stats::{CircuitState, Stats};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::drain::catalog::describe_kind;
-    pub use crate::hot::callsite::Callsite;
+    pub use crate::hot::callsite::{Callsite, DynamicCallsite};
     pub use crate::hot::cell::Kind;
-    pub use crate::hot::dynamic::{
-        exact_dynamic, sampled_dynamic, timed_begin_dynamic, DynamicCallsite, Visit,
-    };
+    pub use crate::hot::dynamic::{exact_dynamic, sampled_dynamic, timed_begin_dynamic, Visit};
     pub use crate::hot::label::LabelValue;
     pub use crate::hot::record::{
         exact_counter, exact_updown, gauge, sampled, timed_begin, timed_end, Timer,

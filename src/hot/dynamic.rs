@@ -29,20 +29,19 @@
 //! (their values are not the overflow series' labels): each recorded call
 //! of one asks the registry again.
 
-use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::statics::{AtomicUsize, Ordering};
 use crate::sync::Arc;
 
-use super::callsite::{STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
-use super::cell::{Kind, SeriesCell};
+use super::callsite::{
+    DynamicCallsite, CACHE_SLOTS, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_SAMPLED,
+};
+use super::cell::SeriesCell;
 use super::label::{LabelBuf, LabelValue};
 use super::pipeline;
 use super::registry;
 use super::slow;
 use super::thread;
 use super::value::Value;
-
-/// Series cells a dynamic callsite caches.
-pub(crate) const CACHE_SLOTS: usize = 8;
 
 /// Label values read into stack buffers; a site with more labels formats
 /// the rest on the heap (cold path).
@@ -52,77 +51,7 @@ const INLINE_LABELS: usize = 8;
 /// label values and passes them on. Only the cold branch calls it.
 pub type Visit<'a> = &'a mut dyn FnMut(&[&dyn LabelValue]);
 
-/// Static description of one `record!` site with label expressions, plus
-/// its cached step and series.
-#[derive(Debug)]
-pub struct DynamicCallsite {
-    pub(crate) name: &'static str,
-    pub(crate) kind: Kind,
-    /// The label keys, in the order of the call's values.
-    pub(crate) keys: &'static [&'static str],
-    pub(crate) critical: bool,
-    /// `0` until resolved, then `TAG_SAMPLED`, `TAG_EXACT` or
-    /// `TAG_DISABLED` (no cell: the series depends on the call). Written
-    /// under the registry lock.
-    state: AtomicUsize,
-    /// The metric's sample-first step while tagged sampled, [`STEP_OFF`]
-    /// otherwise. Written under the registry lock, right after `state`.
-    step: AtomicU64,
-    /// Cached cells (`&'static SeriesCell` as an address; `0`: empty).
-    slots: [AtomicUsize; CACHE_SLOTS],
-    /// A refused label set was logged (once per site).
-    refusal_logged: AtomicBool,
-}
-
 impl DynamicCallsite {
-    /// A callsite; `const` so the macro can put it in a `static`.
-    pub const fn new(
-        name: &'static str,
-        kind: Kind,
-        keys: &'static [&'static str],
-        critical: bool,
-    ) -> Self {
-        Self {
-            name,
-            kind,
-            keys,
-            critical,
-            state: AtomicUsize::new(0),
-            step: AtomicU64::new(STEP_OFF),
-            slots: [const { AtomicUsize::new(0) }; CACHE_SLOTS],
-            refusal_logged: AtomicBool::new(false),
-        }
-    }
-
-    /// The metric name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// The resolution tag (see the field).
-    #[inline(always)]
-    pub(crate) fn state(&self) -> usize {
-        // Relaxed: a tag, not a pointer; written under the registry lock.
-        self.state.load(Ordering::Relaxed)
-    }
-
-    /// What a call takes off the thread's countdown.
-    #[inline(always)]
-    pub(crate) fn step(&self) -> u64 {
-        self.step.load(Ordering::Relaxed)
-    }
-
-    /// Sets the tag and, for a sampled site, the metric's step.
-    pub(crate) fn store(&self, state: usize, metric_step: u64) {
-        let step = if state & TAG_MASK == TAG_SAMPLED {
-            metric_step.max(1)
-        } else {
-            STEP_OFF
-        };
-        self.state.store(state, Ordering::Relaxed);
-        self.step.store(step, Ordering::Relaxed);
-    }
-
     /// The series of a recorded call, given its values in key order: from
     /// the cache, or the registry on a miss. `None` if refused.
     fn series(&self, values: &[&dyn LabelValue]) -> Option<&'static SeriesCell> {

@@ -14,10 +14,10 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use super::callsite::{
-    cell_of, pack, Callsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK, TAG_SAMPLED,
+    cell_of, pack, Callsite, DynamicCallsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK,
+    TAG_SAMPLED,
 };
 use super::cell::{Kind, SeriesCell};
-use super::dynamic::DynamicCallsite;
 use super::sample::MetricId;
 use crate::error::RegistrationError;
 use crate::sync::statics::{AtomicU64, Ordering};
