@@ -125,7 +125,7 @@ pub(crate) fn cell_of(state: usize) -> &'static SeriesCell {
 }
 
 /// Series cells a dynamic callsite caches.
-pub(crate) const CACHE_SLOTS: usize = 8;
+pub(crate) const CACHE_SLOTS: usize = 16;
 
 /// Static description of one `record!` site with label expressions, plus
 /// its cached step and series (its cache is read and filled in

@@ -19,11 +19,13 @@
 //!   while an engine is installed, and record the call in full.
 //!
 //! A call that is recorded finds its series through a small cache in the
-//! callsite: [`CACHE_SLOTS`] words, each a series cell, indexed by a hash of
-//! the values and confirmed by comparing the values with the cell's own
-//! labels (never by the hash alone). A read is a load; a miss goes to the
-//! registry (a lock and an allocation: cold, like every resolution) and
-//! puts the cell in its slot, replacing what was there. Cells are never
+//! callsite: [`CACHE_SLOTS`] words, each a series cell. A label set may
+//! sit in two slots picked by a hash of its values; a hit is confirmed by
+//! comparing the values with the cell's own labels (never by the hash
+//! alone). A read is one or two loads; a miss goes to the registry (a lock
+//! and an allocation: cold, like every resolution) and puts the cell in the
+//! first of its slots if that is empty, else in the second, replacing what
+//! was there. Cells are never
 //! freed, so a slot can be replaced at any time without reclamation. Label
 //! sets the cardinality limit routes to the overflow series are not cached
 //! (their values are not the overflow series' labels): each recorded call
@@ -73,24 +75,27 @@ impl DynamicCallsite {
     }
 
     fn series_of(&self, texts: &[&str]) -> Option<&'static SeriesCell> {
-        let slot = &self.slots[slot_of(self.keys, texts)];
-        // Acquire: pairs with the Release store below, so the cell's labels
-        // (plain memory) are visible before they are compared.
-        let cached = slot.load(Ordering::Acquire);
-        if cached != 0 {
-            // SAFETY: non-zero slot words are only stored below, from a
-            // `&'static SeriesCell` (cells are leaked, never freed).
-            let cell: &'static SeriesCell = unsafe { &*(cached as *const SeriesCell) };
-            if same_labels(&cell.labels, self.keys, texts) {
-                return Some(cell);
+        let slots = slots_of(self.keys, texts);
+        for index in slots {
+            // Acquire: pairs with the Release store in `miss`, so the cell's
+            // labels (plain memory) are visible before they are compared.
+            let cached = self.slots[index].load(Ordering::Acquire);
+            if cached != 0 {
+                // SAFETY: non-zero slot words are only stored in `miss`,
+                // from a `&'static SeriesCell` (cells are leaked, never
+                // freed).
+                let cell: &'static SeriesCell = unsafe { &*(cached as *const SeriesCell) };
+                if same_labels(&cell.labels, self.keys, texts) {
+                    return Some(cell);
+                }
             }
         }
-        self.miss(slot, texts)
+        self.miss(slots, texts)
     }
 
     #[cold]
     #[inline(never)]
-    fn miss(&self, slot: &AtomicUsize, texts: &[&str]) -> Option<&'static SeriesCell> {
+    fn miss(&self, slots: [usize; 2], texts: &[&str]) -> Option<&'static SeriesCell> {
         let labels: Vec<(Arc<str>, Arc<str>)> = self
             .keys
             .iter()
@@ -100,8 +105,16 @@ impl DynamicCallsite {
         match registry::dynamic_series(self, &labels) {
             Ok(cell) => {
                 if same_labels(&cell.labels, self.keys, texts) {
+                    // The first of the two slots if it is empty, else the
+                    // second (replacing what is there).
+                    let [first, second] = slots;
+                    let index = if self.slots[first].load(Ordering::Relaxed) == 0 {
+                        first
+                    } else {
+                        second
+                    };
                     // Release: pairs with the Acquire load in `series_of`.
-                    slot.store(cell as *const SeriesCell as usize, Ordering::Release);
+                    self.slots[index].store(cell as *const SeriesCell as usize, Ordering::Release);
                 }
                 Some(cell)
             }
@@ -118,8 +131,9 @@ impl DynamicCallsite {
     }
 }
 
-/// The cache slot of a label set: FNV-1a over keys and values, folded.
-fn slot_of(keys: &[&str], texts: &[&str]) -> usize {
+/// The two cache slots a label set may sit in: from an FNV-1a hash of
+/// keys and values, two independent slots (a set is looked for in both).
+fn slots_of(keys: &[&str], texts: &[&str]) -> [usize; 2] {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for (key, text) in keys.iter().zip(texts) {
         for &byte in key.as_bytes().iter().chain(&[0xff]).chain(text.as_bytes()) {
@@ -127,7 +141,11 @@ fn slot_of(keys: &[&str], texts: &[&str]) -> usize {
         }
         hash = (hash ^ 0xfe).wrapping_mul(0x0100_0000_01b3);
     }
-    ((hash ^ (hash >> 29)) as usize) % CACHE_SLOTS
+    let hash = hash ^ (hash >> 29);
+    let first = hash as usize % CACHE_SLOTS;
+    let second = (hash >> 32) as usize % (CACHE_SLOTS - 1);
+    // Never the first slot again.
+    [first, (first + 1 + second) % CACHE_SLOTS]
 }
 
 /// True if a call's pairs (keys in call order; a repeated key counts once,
@@ -332,7 +350,7 @@ mod tests {
     #[test]
     fn slots_spread_label_sets() {
         let used: std::collections::HashSet<usize> = (0..64)
-            .map(|index| slot_of(&["route"], &[&format!("/r{index}")]))
+            .flat_map(|index| slots_of(&["route"], &[&format!("/r{index}")]))
             .collect();
         assert_eq!(used.len(), CACHE_SLOTS);
     }
