@@ -31,7 +31,7 @@
 //! (their values are not the overflow series' labels): each recorded call
 //! of one asks the registry again.
 
-use crate::sync::statics::{AtomicUsize, Ordering};
+use crate::sync::statics::Ordering;
 use crate::sync::Arc;
 
 use super::callsite::{
