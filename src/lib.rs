@@ -118,6 +118,7 @@ mod report;
 mod sync;
 pub mod testing;
 
+pub use drain::catalog::describe;
 /// The one-rate controller's policy as a pure function. Not a stable API:
 /// [`ControllerMode`] is re-exported at the root, and this path is kept
 /// only for code written against earlier releases.
@@ -131,6 +132,7 @@ pub use hot::handle::{
     counter, gauge, histogram, try_counter, try_gauge, try_histogram, try_updown, updown, Counter,
     Gauge, Histogram, UpDownCounter,
 };
+pub use hot::label::{LabelBuf, LabelValue, LABEL_BUF_LEN};
 pub use hot::registry::{
     validate_name, Labels, DEFAULT_CARDINALITY_LIMIT, MAX_LABEL_LEN, OVERFLOW_KEY,
 };
@@ -143,8 +145,11 @@ pub use report::stats::{CircuitState, Stats};
 /// What the macros expand to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::hot::callsite::Callsite;
+    pub use crate::drain::catalog::describe_kind;
+    pub use crate::hot::callsite::{Callsite, DynamicCallsite};
     pub use crate::hot::cell::Kind;
+    pub use crate::hot::dynamic::{exact_dynamic, sampled_dynamic, timed_begin_dynamic, Visit};
+    pub use crate::hot::label::LabelValue;
     pub use crate::hot::record::{
         exact_counter, exact_updown, gauge, sampled, timed_begin, timed_end, Timer,
     };

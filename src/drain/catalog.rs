@@ -2,7 +2,9 @@
 //! series, read on the consumer side when a snapshot is built.
 //!
 //! * Declared units and descriptions, by metric name (copy-on-write, so a
-//!   snapshot takes the whole map with one reference-count increment).
+//!   snapshot takes the whole map with one reference-count increment):
+//!   from [`describe`], `describe!`, `Builder::describe` and the
+//!   OpenTelemetry provider's instruments alike.
 //! * Collectors: functions run on the flusher side right before each
 //!   snapshot, to record values that are observed rather than pushed
 //!   (OpenTelemetry's observable instruments).
@@ -11,6 +13,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crate::hot::cell::Kind;
+use crate::hot::registry;
 
 /// The unit and description a metric was declared with, for exporters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,11 +39,48 @@ fn descriptions() -> MutexGuard<'static, Descriptions> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Declares the unit and description of metric `name`, for the exporters:
+/// OTLP carries them as the metric's `unit` and `description`, Prometheus
+/// as `# UNIT` and `# HELP`; snapshots as
+/// [`SeriesSnapshot::unit`](crate::SeriesSnapshot::unit) and
+/// [`description`](crate::SeriesSnapshot::description).
+///
+/// `unit` is UCUM, as OpenTelemetry writes it (`"s"`, `"ms"`, `"By"`,
+/// `"{request}"`); an empty string declares none. The first declaration
+/// of a name with anything in it wins (as for the metric's kind); a
+/// different later one is logged and ignored. Declaring costs a lock and
+/// a copy of the catalog: do it once, at start-up, not per call. It may
+/// come before or after the metric is first recorded, and before or after
+/// an engine is installed. See also [`describe!`](crate::describe!), which
+/// also fixes the metric's kind, and
+/// [`Builder::describe`](crate::Builder::describe).
+///
+/// ```
+/// hotmetrics::describe("doc.describe.requests", "{request}", "Requests served");
+/// ```
+pub fn describe(name: &str, unit: &str, description: &str) {
+    if let Err(reason) = registry::validate_name(name) {
+        log::error!(target: "hotmetrics", "description of {name:?} ignored: {reason}");
+        return;
+    }
+    declare(name, Some(unit), Some(description));
+}
+
+/// What `describe!` expands to: registers metric `name` as `kind` (a later
+/// call of another kind is then refused, as a `record!` of another kind
+/// is), then declares its unit and description.
+#[doc(hidden)]
+pub fn describe_kind(kind: Kind, name: &str, unit: &str, description: &str) {
+    match registry::metric_step(name, kind) {
+        Ok(_) => declare(name, Some(unit), Some(description)),
+        Err(error) => log::error!(target: "hotmetrics", "describe! ignored: {error}"),
+    }
+}
+
 /// Records the unit and description of metric `name` (empty strings count
 /// as absent). The first declaration with anything in it wins, as for the
 /// metric's kind; a different later one is logged and ignored.
-#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
-pub(crate) fn describe(name: &str, unit: Option<&str>, description: Option<&str>) {
+pub(crate) fn declare(name: &str, unit: Option<&str>, description: Option<&str>) {
     let declared = Description {
         unit: unit.filter(|unit| !unit.is_empty()).map(Arc::from),
         description: description.filter(|text| !text.is_empty()).map(Arc::from),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::env::{check_rate, EnvSettings};
 use super::handle::Engine;
+use crate::drain::catalog;
 use crate::drain::config::{Config, HealthConfig, TargetConfig};
 use crate::drain::controller::{ControllerConfig, ControllerMode};
 use crate::error::{ConfigError, InstallError};
@@ -48,6 +49,9 @@ pub struct Builder {
     shutdown_timeout: Duration,
     disabled: bool,
     health: HealthConfig,
+    /// Units and descriptions to declare at install: (name, unit,
+    /// description).
+    descriptions: Vec<(String, String, String)>,
     /// Read by `from_env`; laid over the fields above by `config`, so a
     /// variable wins over its setter whatever the order of the calls.
     pub(super) env: EnvSettings,
@@ -66,6 +70,7 @@ impl std::fmt::Debug for Builder {
             .field("export_interval", &self.export_interval)
             .field("controller", &self.controller)
             .field("never_sample", &self.never_sample)
+            .field("descriptions", &self.descriptions)
             .field("env", &self.env)
             .field("exporters", &self.exporters.len())
             .finish_non_exhaustive()
@@ -91,6 +96,7 @@ impl Default for Builder {
             shutdown_timeout: Duration::from_secs(5),
             disabled: false,
             health: HealthConfig::default(),
+            descriptions: Vec::new(),
             env: EnvSettings::default(),
             exporters: Vec::new(),
         }
@@ -403,6 +409,7 @@ impl Builder {
             shutdown_timeout: self.shutdown_timeout,
             disabled: env.disabled.unwrap_or(self.disabled),
             health: self.health.clone(),
+            descriptions: Vec::new(),
             env: EnvSettings::default(),
             exporters: Vec::new(),
         };
@@ -631,6 +638,39 @@ impl Builder {
     /// [`InstallError::AlreadyInstalled`] if another engine is installed.
     pub fn install(self) -> Result<Engine, InstallError> {
         let config = self.config()?;
-        Engine::start(config, self.exporters)
+        let engine = Engine::start(config, self.exporters)?;
+        for (name, unit, description) in &self.descriptions {
+            catalog::describe(name, unit, description);
+        }
+        Ok(engine)
+    }
+
+    /// Declares the unit (UCUM: `"s"`, `"By"`, `"{request}"`; empty for
+    /// none) and description of metric `name`, for OTLP and Prometheus
+    /// (`# UNIT`, `# HELP`), when the engine is installed. As
+    /// [`describe`](fn@crate::describe): the first declaration of a name
+    /// wins, and declarations outlive the engine.
+    ///
+    /// ```
+    /// let engine = hotmetrics::Engine::builder()
+    ///     .describe("doc.builder.latency", "ms", "Time to serve a request")
+    ///     .install()
+    ///     .unwrap();
+    /// hotmetrics::record!(histogram: "doc.builder.latency", 4.2);
+    /// let snapshot = engine.snapshot();
+    /// let series = snapshot.series("doc.builder.latency", &[]).unwrap();
+    /// assert_eq!(series.unit.as_deref(), Some("ms"));
+    /// assert_eq!(series.description.as_deref(), Some("Time to serve a request"));
+    /// # engine.shutdown().unwrap();
+    /// ```
+    pub fn describe(
+        mut self,
+        name: impl Into<String>,
+        unit: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        self.descriptions
+            .push((name.into(), unit.into(), description.into()));
+        self
     }
 }

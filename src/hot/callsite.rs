@@ -26,11 +26,16 @@
 //! dispatches on the word itself, so a call that raced a re-tagging is
 //! handled by what the word says.
 //!
+//! A `record!` whose label values are expressions expands to a
+//! [`DynamicCallsite`] instead: the same step word (its metric's
+//! sample-first step), a tag without a cell (the series depends on the
+//! values), and a small cache of cells that `dynamic.rs` reads and fills.
+//!
 //! Both are `Relaxed` loads of memory written at an engine install and when
 //! the allocator changes the series' step (once per control period at
 //! most), so their cache line stays shared.
 
-use crate::sync::statics::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::statics::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::cell::{Kind, SeriesCell};
 
@@ -117,4 +122,80 @@ pub(crate) fn cell_of(state: usize) -> &'static SeriesCell {
     // `&'static SeriesCell` (cells are leaked by the registry and never
     // freed); `SeriesCell` is 8-aligned, so the two tag bits were zero.
     unsafe { &*((state & !TAG_MASK) as *const SeriesCell) }
+}
+
+/// Series cells a dynamic callsite caches.
+pub(crate) const CACHE_SLOTS: usize = 16;
+
+/// Static description of one `record!` site with label expressions, plus
+/// its cached step and series (its cache is read and filled in
+/// `dynamic.rs`).
+#[derive(Debug)]
+pub struct DynamicCallsite {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    /// The label keys, in the order of the call's values.
+    pub(crate) keys: &'static [&'static str],
+    pub(crate) critical: bool,
+    /// `0` until resolved, then `TAG_SAMPLED`, `TAG_EXACT` or
+    /// `TAG_DISABLED` (no cell: the series depends on the call). Written
+    /// under the registry lock.
+    state: AtomicUsize,
+    /// The metric's sample-first step while tagged sampled, [`STEP_OFF`]
+    /// otherwise. Written under the registry lock, right after `state`.
+    step: AtomicU64,
+    /// Cached cells (`&'static SeriesCell` as an address; `0`: empty).
+    pub(crate) slots: [AtomicUsize; CACHE_SLOTS],
+    /// A refused label set was logged (once per site).
+    pub(crate) refusal_logged: AtomicBool,
+}
+
+impl DynamicCallsite {
+    /// A callsite; `const` so the macro can put it in a `static`.
+    pub const fn new(
+        name: &'static str,
+        kind: Kind,
+        keys: &'static [&'static str],
+        critical: bool,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            keys,
+            critical,
+            state: AtomicUsize::new(0),
+            step: AtomicU64::new(STEP_OFF),
+            slots: [const { AtomicUsize::new(0) }; CACHE_SLOTS],
+            refusal_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// The metric name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The resolution tag (see the field).
+    #[inline(always)]
+    pub(crate) fn state(&self) -> usize {
+        // Relaxed: a tag, not a pointer; written under the registry lock.
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// What a call takes off the thread's countdown.
+    #[inline(always)]
+    pub(crate) fn step(&self) -> u64 {
+        self.step.load(Ordering::Relaxed)
+    }
+
+    /// Sets the tag and, for a sampled site, the metric's step.
+    pub(crate) fn store(&self, state: usize, metric_step: u64) {
+        let step = if state & TAG_MASK == TAG_SAMPLED {
+            metric_step.max(1)
+        } else {
+            STEP_OFF
+        };
+        self.state.store(state, Ordering::Relaxed);
+        self.step.store(step, Ordering::Relaxed);
+    }
 }

@@ -9,7 +9,11 @@
 
 use super::sample::MetricId;
 use super::spill::Spill;
-use crate::sync::{AtomicBool, AtomicF64, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicF64, AtomicU32, AtomicU64, Ordering};
+
+/// Labels as they are stored: shared, immutable key/value pairs, sorted by
+/// key.
+pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
 
 /// The step of a series whose every call is recorded: no countdown can pay
 /// it without borrowing (countdowns stay below `2^63`), so every call
@@ -57,6 +61,10 @@ impl Kind {
 pub struct SeriesCell {
     pub(crate) id: MetricId,
     pub(crate) kind: Kind,
+    /// The series' labels, sorted by key (immutable: set when the registry
+    /// creates the cell). Dynamic `record!` callsites compare their values
+    /// with them to confirm a cache hit (`dynamic.rs`).
+    pub(crate) labels: Labels,
     /// What a call takes off the thread's countdown: the series' *step*
     /// `s ≥ 1` while it is sampled (each call then is sampled with
     /// `π = 1 − (1 − p)^s`), `STEP_OFF` while every call is recorded; see
@@ -89,9 +97,15 @@ pub struct SeriesCell {
 
 impl SeriesCell {
     pub(crate) fn new(id: MetricId, kind: Kind) -> Self {
+        Self::with_labels(id, kind, Arc::from(Vec::new()))
+    }
+
+    /// A cell whose series has `labels` (sorted by key).
+    pub(crate) fn with_labels(id: MetricId, kind: Kind, labels: Labels) -> Self {
         Self {
             id,
             kind,
+            labels,
             step: AtomicU64::new(if kind.always_exact() { STEP_OFF } else { 1 }),
             pinned: AtomicBool::new(kind.always_exact()),
             critical: AtomicBool::new(false),

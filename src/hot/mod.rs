@@ -8,6 +8,8 @@
 //! |---|---|
 //! | `callsite.rs` | the `static` a `record!` expands to: cached series word and step |
 //! | `record.rs` | the inline entries (`sampled`, `handle`, `gauge`, `timed_*`) |
+//! | `dynamic.rs` | `record!` sites with label expressions: sample first, resolve through a small cache |
+//! | `label.rs` | [`LabelValue`](label::LabelValue): the label values a call accepts |
 //! | `slow.rs` | their cold halves: route, decide, check, push, or record exactly |
 //! | `value.rs` | [`Value`](value::Value): the numbers a call accepts |
 //! | `sampler.rs` | the countdown and the geometric skip draws |
@@ -47,8 +49,10 @@ reached_by_loom!(
 );
 
 pub(crate) mod callsite;
+pub(crate) mod dynamic;
 pub(crate) mod exact;
 pub(crate) mod handle;
+pub(crate) mod label;
 pub(crate) mod record;
 pub(crate) mod registry;
 mod slow;

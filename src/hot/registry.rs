@@ -14,7 +14,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use super::callsite::{
-    cell_of, pack, Callsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK, TAG_SAMPLED,
+    cell_of, pack, Callsite, DynamicCallsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK,
+    TAG_SAMPLED,
 };
 use super::cell::{Kind, SeriesCell};
 use super::sample::MetricId;
@@ -22,9 +23,7 @@ use crate::error::RegistrationError;
 use crate::sync::statics::{AtomicU64, Ordering};
 use crate::sync::Arc;
 
-/// Labels as they are stored: shared, immutable key/value pairs, sorted by
-/// key.
-pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
+pub use super::cell::Labels;
 
 /// Default number of label sets per metric name.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
@@ -69,6 +68,8 @@ struct Registry {
     by_key: HashMap<(Arc<str>, Kind, Labels), &'static SeriesCell>,
     metrics: HashMap<Arc<str>, Metric>,
     callsites: Vec<&'static Callsite>,
+    /// Resolved `record!` sites with label expressions.
+    dynamic: Vec<&'static DynamicCallsite>,
     never_sample: Vec<String>,
     /// The step a new counter starts with: `STEP_OFF` (exact until its rate
     /// is known) under error targeting, 1 otherwise.
@@ -93,6 +94,7 @@ fn registry() -> MutexGuard<'static, Registry> {
                 by_key: HashMap::new(),
                 metrics: HashMap::new(),
                 callsites: Vec::new(),
+                dynamic: Vec::new(),
                 never_sample: Vec::new(),
                 new_counter_step: 1,
                 new_histogram_step: 1,
@@ -213,7 +215,8 @@ impl Registry {
 
     fn create(&mut self, name: Arc<str>, kind: Kind, labels: Labels) -> &'static SeriesCell {
         let id = MetricId(self.series.len() as u32);
-        let cell: &'static SeriesCell = Box::leak(Box::new(SeriesCell::new(id, kind)));
+        let cell: &'static SeriesCell =
+            Box::leak(Box::new(SeriesCell::with_labels(id, kind, labels.clone())));
         cell.pin(self.exact_by_name(&name), self.new_step(kind));
         self.series.push(SeriesInfo {
             cell,
@@ -281,6 +284,28 @@ impl Registry {
                 callsite.store(retagged);
             }
         }
+        for &callsite in &self.dynamic {
+            if callsite.state() == TAG_DISABLED {
+                continue;
+            }
+            let (tag, step) = self.dynamic_tag(callsite);
+            callsite.store(tag, step);
+        }
+    }
+
+    /// The tag of a resolved dynamic site and its metric's sample-first
+    /// step: exact for a kind, criticality or name that is always
+    /// recorded, sampled otherwise.
+    fn dynamic_tag(&self, callsite: &DynamicCallsite) -> (usize, u64) {
+        let step = self
+            .metrics
+            .get(callsite.name)
+            .map_or(1, |metric| metric.step.load(Ordering::Relaxed));
+        if callsite.critical || callsite.kind.always_exact() || self.exact_by_name(callsite.name) {
+            (TAG_EXACT, step)
+        } else {
+            (TAG_SAMPLED, step)
+        }
     }
 
     fn tag(&self, callsite: &Callsite, cell: &SeriesCell) -> usize {
@@ -321,6 +346,62 @@ pub(crate) fn resolve_callsite(callsite: &'static Callsite) -> usize {
     callsite.store(state);
     registry.callsites.push(callsite);
     state
+}
+
+/// Resolves a `record!` site with label expressions: registers its metric
+/// (the name and kind are checked once, here) and caches its tag and the
+/// metric's sample-first step in it. Its series are resolved per label
+/// set, by [`dynamic_series`].
+#[cold]
+#[inline(never)]
+pub(crate) fn resolve_dynamic(callsite: &'static DynamicCallsite) -> usize {
+    let mut registry = registry();
+    let state = callsite.state();
+    if state != 0 {
+        return state;
+    }
+    let checked = validate_name(callsite.name)
+        .map_err(|reason| RegistrationError::InvalidName {
+            name: callsite.name.chars().take(300).collect(),
+            reason,
+        })
+        .and_then(|()| {
+            let keys: Vec<(Arc<str>, Arc<str>)> = callsite
+                .keys
+                .iter()
+                .map(|key| (Arc::from(*key), Arc::from("")))
+                .collect();
+            validate_labels(callsite.name, &keys)
+        })
+        .and_then(|()| {
+            registry
+                .metric(&Arc::from(callsite.name), callsite.kind)
+                .map(|_| ())
+        });
+    let (state, step) = match checked {
+        Ok(()) => registry.dynamic_tag(callsite),
+        Err(error) => {
+            log::error!(target: "hotmetrics", "record! site ignored: {error}");
+            (TAG_DISABLED, STEP_OFF)
+        }
+    };
+    callsite.store(state, step);
+    registry.dynamic.push(callsite);
+    state
+}
+
+/// The series of one label set of a dynamic site (a miss of its cache);
+/// made critical if the site is.
+pub(crate) fn dynamic_series(
+    callsite: &DynamicCallsite,
+    labels: &[(Arc<str>, Arc<str>)],
+) -> Result<&'static SeriesCell, RegistrationError> {
+    let mut registry = registry();
+    let cell = registry.lookup(callsite.name, callsite.kind, labels)?;
+    if callsite.critical {
+        registry.make_critical(cell);
+    }
+    Ok(cell)
 }
 
 /// Marks `cell` critical (a `critical` handle records it): exact from now
@@ -403,12 +484,12 @@ pub(crate) fn apply_steps(
 
 /// The sample-first step of metric `name` (registering the metric as
 /// `kind` if it is new): what an OpenTelemetry instrument takes off the
-/// countdown before it looks at its attributes.
+/// countdown before it looks at its attributes (a dynamic `record!` site
+/// caches the same step, kept in line by `retag_callsites`).
 ///
 /// # Errors
 ///
 /// The metric's name is invalid, or it is registered as another kind.
-#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
 pub(crate) fn metric_step(name: &str, kind: Kind) -> Result<&'static AtomicU64, RegistrationError> {
     validate_name(name).map_err(|reason| RegistrationError::InvalidName {
         name: name.chars().take(300).collect(),

@@ -1,6 +1,7 @@
 //! The cold halves of the entries in `record.rs`: every call that borrowed
 //! from the countdown comes here, through one of four doors (callsite,
-//! handle cell, sample-first resolver, `timed`), and goes on in the same
+//! handle cell, sample-first resolver, `timed`; `dynamic.rs` uses the
+//! sample-first door and `timed`'s), and goes on in the same
 //! three steps: route, then decide/check/push a sampled call, or record an
 //! exact one.
 
@@ -43,7 +44,7 @@ fn route(callsite: &'static Callsite, step: u64) -> Route {
         redraw(step);
     } else {
         // Not the sampler's call: give the countdown back.
-        thread::with(|local| local.sampler().give_back(step));
+        give_back(step);
         if state == 0 {
             // Resolved on first use even with no engine installed: a
             // sampled callsite then gets its series' step, and its later
@@ -127,8 +128,15 @@ pub(super) fn gauge_call<V: Value>(callsite: &'static Callsite, value: V) {
     }
 }
 
-/// The cold half of `record::sampled_resolving`, whose countdown ran out
-/// during its `step` trials.
+/// Gives back the countdown a call that is not the sampler's borrowed
+/// (`STEP_OFF`).
+pub(super) fn give_back(step: u64) {
+    thread::with(|local| local.sampler().give_back(step));
+}
+
+/// The cold half of `record::sampled_resolving` (and of a `record!` site
+/// with label expressions), whose countdown ran out during its `step`
+/// trials.
 #[cold]
 #[inline(never)]
 pub(super) fn resolving_call<F>(value: f64, step: u64, resolve: F)
@@ -170,11 +178,18 @@ pub(super) fn timed_call(callsite: &'static Callsite, step: u64) -> Option<Timer
         Route::Exact(cell) => (cell, 1.0),
         Route::Nothing => return None,
     };
-    Some(Timer {
-        cell,
-        start: Instant::now(),
-        inclusion_prob,
-    })
+    Some(Timer::start(cell, inclusion_prob))
+}
+
+impl Timer {
+    /// Reads the clock for a call recorded with `inclusion_prob`.
+    pub(super) fn start(cell: &'static SeriesCell, inclusion_prob: f32) -> Self {
+        Self {
+            cell,
+            start: Instant::now(),
+            inclusion_prob,
+        }
+    }
 }
 
 /// Ends a `timed` call, recording the elapsed nanoseconds.
@@ -189,14 +204,14 @@ pub fn timed_end(timer: Timer) {
 /// on a call that is not recorded through the sampler.
 #[cold]
 #[inline(never)]
-fn redraw(step: u64) {
+pub(super) fn redraw(step: u64) {
     let _ = decide_only(step);
 }
 
 /// Decides a call whose countdown ran out during its `step` trials without
 /// recording anything yet: the probability it is sampled with, or `None`
 /// (not sampled, or no engine: the sampler parks).
-fn decide_only(step: u64) -> Option<f32> {
+pub(super) fn decide_only(step: u64) -> Option<f32> {
     let cached = thread::with(|local| {
         let pipeline = local.cached_pipeline()?;
         Some(local.sampler().decide(&pipeline.rate, step))

@@ -286,7 +286,7 @@ fn declare(name: &str, unit: Option<&str>, description: Option<&str>) -> Option<
         );
         return None;
     }
-    catalog::describe(name, unit, exported_description(description));
+    catalog::declare(name, unit, exported_description(description));
     Some(Arc::from(name))
 }
 

@@ -7,6 +7,8 @@ mod burst;
 mod config;
 mod conservation;
 mod controller;
+mod describe;
+mod dynamic_labels;
 mod engine;
 mod exact;
 mod faults;

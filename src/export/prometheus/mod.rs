@@ -14,6 +14,7 @@ mod served;
 mod server;
 #[cfg(test)]
 mod tests;
+mod unit;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
+use super::unit::prometheus_unit;
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
 use crate::export::variance;
 use crate::hot::registry::Labels;
@@ -171,6 +172,8 @@ struct Family {
     source: String,
     /// The declared description, for `# HELP`.
     help: Option<String>,
+    /// The declared unit in Prometheus words, for `# UNIT`.
+    unit: Option<String>,
     lines: String,
 }
 
@@ -197,6 +200,7 @@ impl Families {
                     kind,
                     source: source.to_string(),
                     help: None,
+                    unit: None,
                     lines: String::new(),
                 },
             );
@@ -213,12 +217,20 @@ impl Families {
 }
 
 impl Families {
-    /// Sets the `# HELP` text of family `name` if it has none yet.
-    fn describe(&mut self, name: &str, source: &str, help: Option<&str>) {
-        if let (Some(family), Some(help)) = (self.by_name.get_mut(name), help) {
-            if family.source == source && family.help.is_none() {
-                family.help = Some(help.to_string());
-            }
+    /// Sets the `# HELP` text and the `# UNIT` of family `name` if it has
+    /// none yet.
+    fn describe(&mut self, name: &str, source: &str, help: Option<&str>, unit: Option<&str>) {
+        let Some(family) = self.by_name.get_mut(name) else {
+            return;
+        };
+        if family.source != source {
+            return;
+        }
+        if family.help.is_none() {
+            family.help = help.map(str::to_string);
+        }
+        if family.unit.is_none() {
+            family.unit = unit.and_then(prometheus_unit);
         }
     }
 }
@@ -259,6 +271,7 @@ pub(crate) fn render(
         let base = metric_name(&series.name);
         let source = &*series.name;
         let help = series.description.as_deref();
+        let unit = series.unit.as_deref();
         match &series.value {
             MetricValue::Counter(estimate) => {
                 let family = base.strip_suffix("_total").unwrap_or(&base).to_string();
@@ -270,7 +283,7 @@ pub(crate) fn render(
                         number(estimate.value)
                     );
                 }
-                families.describe(&family, source, help);
+                families.describe(&family, source, help, unit);
                 let of = format!("{family}_total");
                 variance_line(&mut families, options, &family, &of, series, estimate);
             }
@@ -308,7 +321,7 @@ pub(crate) fn render(
                 }
             }
         }
-        families.describe(&base, source, help);
+        families.describe(&base, source, help, unit);
     }
     let mut out = String::new();
     for name in &families.order {
@@ -325,6 +338,13 @@ pub(crate) fn render(
         };
         if let Some(help) = &family.help {
             let _ = writeln!(out, "# HELP {type_name} {}", escape_help(help));
+        }
+        if let Some(unit) = &family.unit {
+            // OpenMetrics requires the family name to end with its unit;
+            // the text format reads `# UNIT` as a comment.
+            if format == PrometheusFormat::Text || name.ends_with(&format!("_{unit}")) {
+                let _ = writeln!(out, "# UNIT {type_name} {unit}");
+            }
         }
         let _ = writeln!(out, "# TYPE {type_name} {}", family.kind);
         out.push_str(&family.lines);
@@ -376,5 +396,5 @@ fn variance_line(
         let labels = label_set(&series.labels, None);
         let _ = writeln!(lines, "{family}_total{labels} {}", number(variance));
     }
-    families.describe(&family, &owner, Some(&variance::description(of)));
+    families.describe(&family, &owner, Some(&variance::description(of)), None);
 }
