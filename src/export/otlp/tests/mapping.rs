@@ -33,6 +33,7 @@ fn all_kinds() -> Vec<SeriesSnapshot> {
             description: Some("Items waiting".into()),
             inclusion_prob: None,
             target_met: None,
+            start_time: None,
             ..series("queue.depth", &[], MetricValue::Gauge(17.0))
         },
         series(
