@@ -11,7 +11,9 @@
 //! fields disagree), spill folds are all accounted for, a sampler's
 //! sample carries a rate that was really published, and an exact call in a
 //! thread's own cell is read once, before or after the thread's fold at
-//! exit, and never by the next engine.
+//! exit, and never by the next engine; a retired series' cell is recycled
+//! only after its last holder and its last sample, and its exact totals
+//! restart without losing or leaking a call.
 #![cfg(loom)]
 
 use std::collections::HashSet;
