@@ -11,7 +11,9 @@
 //! fields disagree), spill folds are all accounted for, a sampler's
 //! sample carries a rate that was really published, and an exact call in a
 //! thread's own cell is read once, before or after the thread's fold at
-//! exit, and never by the next engine.
+//! exit, and never by the next engine; a retired series' cell is recycled
+//! only after its last holder and its last sample, and its exact totals
+//! restart without losing or leaking a call.
 #![cfg(loom)]
 
 use std::collections::HashSet;
@@ -555,5 +557,98 @@ fn an_owned_push_racing_the_final_drain_is_drained_or_handed_back() {
             "what the drain took, the push reported taken"
         );
         assert_conserved(&[0, 1], &drained, &refused);
+    });
+}
+
+/// Recycling an idle series' cell (`registry::quiescent`/`recycle`, the
+/// flusher's `drained_past`): once the last holder let go and the ring was
+/// drained past the positions claimed then, no sample of the old series is
+/// left to reach the cell's next series, and the holder's exact value,
+/// whether its thread folds it before or after, stays out of it.
+#[test]
+fn a_cell_is_recycled_after_its_last_holder_and_its_samples() {
+    use hotmetrics::loom_api::{
+        exact_add, exact_exit, hold, series, unheld, Amount, Kind, Slots, Tables,
+    };
+
+    loom::model(|| {
+        let ring = Arc::new(Ring::new(2));
+        let tables = Arc::new(Tables::new(2));
+        let cell = series(0, Kind::Counter);
+        let holder = hold(cell);
+        let producer = {
+            let (ring, tables) = (ring.clone(), tables.clone());
+            thread::spawn(move || {
+                let slots = Slots::new();
+                let mut table = None;
+                exact_add(&tables, &slots, &mut table, holder.cell(), Amount::Int(10));
+                let pushed = ring.push(tagged(0)).is_ok();
+                drop(holder);
+                exact_exit(&tables, &slots, table);
+                pushed
+            })
+        };
+        let mut drained = 0;
+        let mut drain = |ring: &Ring| {
+            ring.drain(usize::MAX, |sample| {
+                drained += usize::from(check(&sample) == 0)
+            })
+        };
+        while !unheld(cell) {
+            drain(&ring);
+            thread::yield_now();
+        }
+        let mark = ring.claimed();
+        while (ring.head().wrapping_sub(mark) as isize) < 0 {
+            drain(&ring);
+            thread::yield_now();
+        }
+        // Recycled: the totals restart, and nothing of the old series may
+        // arrive from here on.
+        let before = tables.rebase(cell);
+        let late = ring.drain(usize::MAX, |_| {});
+        assert_eq!(
+            late, 0,
+            "a sample of the recycled series was still in the ring"
+        );
+        let pushed = producer.join().unwrap();
+        assert_eq!(drained, usize::from(pushed));
+        assert_eq!((before.int, before.calls), (10, 1));
+        let after = tables.totals(cell);
+        assert_eq!(
+            (after.int, after.calls),
+            (0, 0),
+            "the old series' slot leaked"
+        );
+    });
+}
+
+/// Retiring and reviving a series in place (`Tables::rebase`, twice)
+/// while a thread adds to its own slot for it: each call is counted once,
+/// in the totals before the retirement, between the two, or after the
+/// revival, before or after the thread's fold at exit.
+#[test]
+fn retire_and_revive_count_each_exact_call_once() {
+    use hotmetrics::loom_api::{exact_add, exact_exit, series, Amount, Kind, Slots, Tables};
+
+    loom::model(|| {
+        let tables = Arc::new(Tables::new(2));
+        let cell = series(0, Kind::Counter);
+        let adder = {
+            let tables = tables.clone();
+            thread::spawn(move || {
+                let slots = Slots::new();
+                let mut table = None;
+                exact_add(&tables, &slots, &mut table, cell, Amount::Int(1));
+                exact_add(&tables, &slots, &mut table, cell, Amount::Int(2));
+                exact_exit(&tables, &slots, table);
+            })
+        };
+        let retired = tables.rebase(cell);
+        let revived = tables.rebase(cell);
+        adder.join().unwrap();
+        let now = tables.totals(cell);
+        assert_eq!(retired.int + revived.int + now.int, 3);
+        assert_eq!(retired.calls + revived.calls + now.calls, 2);
     });
 }

@@ -105,3 +105,26 @@ pub fn samples_dropped(pipeline: &Pipeline) -> u64 {
         .samples_spilled
         .load(crate::sync::Ordering::Relaxed)
 }
+
+/// A holder of a series, as a handle holds one (`registry::SeriesRef`):
+/// counted in the cell's holders until dropped.
+#[derive(Debug)]
+pub struct Holder(crate::hot::registry::SeriesRef);
+
+impl Holder {
+    /// The held cell.
+    pub fn cell(&self) -> &'static SeriesCell {
+        self.0.cell()
+    }
+}
+
+/// Holds `cell`, as resolving a handle does.
+pub fn hold(cell: &'static SeriesCell) -> Holder {
+    Holder(crate::hot::registry::SeriesRef::new(cell))
+}
+
+/// The flusher's test before recycling a retired cell: no holder left,
+/// then an Acquire fence (`SeriesCell::unheld`).
+pub fn unheld(cell: &SeriesCell) -> bool {
+    cell.unheld()
+}

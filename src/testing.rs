@@ -34,7 +34,7 @@
 //! the process exits, so a test binary that uses it must not install an
 //! engine of its own: [`engine`] panics, naming the conflict, when another
 //! engine was installed first, and `Engine::builder().install()` returns
-//! [`InstallError::AlreadyInstalled`](crate::InstallError::AlreadyInstalled)
+//! [`InstallError::AlreadyInstalled`]
 //! after it.
 //!
 //! A [`Watch`] reads changes, so what other tests record into *other*

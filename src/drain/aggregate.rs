@@ -11,9 +11,16 @@
 //!
 //! Only the thread holding the aggregator's lock drains, which is what makes
 //! it the ring's single consumer.
+//!
+//! With an idle timeout, [`Aggregator::retire_idle`] finds the series that
+//! nothing recorded for that long (no sample drained or spilled, no exact
+//! call, no gauge set) and retires them through the registry: they leave
+//! the snapshot, and a sample of a retired series that still arrives is
+//! counted in `retired_values`, not added anywhere. A series that restarts
+//! in its cell (revived, or a recycled cell) starts over here from zero.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -60,6 +67,13 @@ struct SeriesAgg {
     last_prob: f32,
     last_weight: f64,
     last_var_factor: f64,
+    /// Exported (not retired).
+    live: bool,
+    /// The idle check: when it last saw the series recorded, and the
+    /// sample and exact-call counts it saw then.
+    last_active: Instant,
+    idle_samples: u64,
+    idle_calls: u64,
 }
 
 /// What the allocator last decided for a series, for the snapshot.
@@ -85,8 +99,9 @@ pub(crate) struct PeriodSeries {
 }
 
 impl SeriesAgg {
-    fn new(kind: Kind, sigfig: u8) -> Self {
-        let distribution = (kind == Kind::Histogram).then(|| {
+    /// A series' totals from zero; a retired one holds no distribution.
+    fn new(kind: Kind, sigfig: u8, live: bool) -> Self {
+        let distribution = (live && kind == Kind::Histogram).then(|| {
             let mut histogram = Histogram::new(sigfig).expect("sigfig validated by the builder");
             histogram.auto(true);
             histogram
@@ -110,6 +125,10 @@ impl SeriesAgg {
             last_prob: 1.0,
             last_weight: 1.0,
             last_var_factor: 0.0,
+            live,
+            last_active: Instant::now(),
+            idle_samples: 0,
+            idle_calls: 0,
         }
     }
 }
@@ -127,6 +146,12 @@ pub(crate) struct Aggregator {
     pub(crate) rejected: u64,
     /// Last `samples_spilled` seen: spills are collected only when it moved.
     dropped_seen: u64,
+    /// The registry's revision at the last sync.
+    revision_seen: u64,
+    /// Samples (drained or spilled) of series already retired.
+    pub(crate) retired_values: u64,
+    /// Exact calls of series since retired (their totals were cleared).
+    retired_exact_calls: u64,
 }
 
 impl Aggregator {
@@ -139,15 +164,33 @@ impl Aggregator {
             samples_recorded: 0,
             rejected: 0,
             dropped_seen: 0,
+            revision_seen: 0,
+            retired_values: 0,
+            retired_exact_calls: 0,
         }
     }
 
-    /// Learns series registered since the last call.
+    /// Learns series registered since the last call, and starts over those
+    /// that restarted in their cells.
     fn sync(&mut self) {
-        for info in registry::series_since(self.infos.len()) {
-            self.series.push(SeriesAgg::new(info.kind, self.sigfig));
+        self.revision_seen = registry::revision();
+        let (new, restarted) = registry::sync(self.infos.len());
+        for info in restarted {
+            let index = info.cell.id().index();
+            self.series[index] = SeriesAgg::new(info.kind, self.sigfig, !info.cell.is_retired());
+            self.infos[index] = info;
+        }
+        for info in new {
+            let live = !info.cell.is_retired();
+            self.series
+                .push(SeriesAgg::new(info.kind, self.sigfig, live));
             self.infos.push(info);
         }
+    }
+
+    /// True if series `index` is known and not retired.
+    pub(crate) fn is_live(&self, index: usize) -> bool {
+        self.series.get(index).is_some_and(|agg| agg.live)
     }
 
     /// Adds one drained sample.
@@ -156,6 +199,17 @@ impl Aggregator {
         if index >= self.series.len() {
             self.sync();
             if index >= self.series.len() {
+                return;
+            }
+        }
+        if !self.series[index].live {
+            // Revived since the last sync, or a straggler of a retired
+            // series (a call that raced its retirement).
+            if registry::revision() != self.revision_seen {
+                self.sync();
+            }
+            if !self.series[index].live {
+                self.retired_values += 1;
                 return;
             }
         }
@@ -233,7 +287,9 @@ impl Aggregator {
                 || totals.min.is_finite()
                 || totals.max.is_finite()
                 || totals.inexact;
-            if touched {
+            if touched && !self.series[index].live {
+                self.retired_values += totals.samples.max(1);
+            } else if touched {
                 self.add_spill(index, &totals);
             }
         }
@@ -267,6 +323,9 @@ impl Aggregator {
         exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
         let mut out = Vec::with_capacity(self.infos.len());
         for ((info, agg), totals) in self.infos.iter().zip(&self.series).zip(&exact_totals) {
+            if !agg.live {
+                continue;
+            }
             let cell = info.cell;
             let inclusion_prob = (info.kind != Kind::Gauge && !cell.is_exact())
                 .then(|| allocator::prob_of(base_rate, cell.step()));
@@ -332,6 +391,7 @@ impl Aggregator {
                 description: declared.and_then(|declared| declared.description.clone()),
                 inclusion_prob,
                 target_met: agg.plan.target_met.filter(|_| inclusion_prob.is_some()),
+                start_time: info.restarted,
             });
         }
         out
@@ -351,6 +411,10 @@ impl Aggregator {
         let mut exact_totals = Vec::new();
         exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
         for ((info, agg), totals) in self.infos.iter().zip(&mut self.series).zip(&exact_totals) {
+            if !agg.live {
+                out.push(PeriodSeries::default());
+                continue;
+            }
             let exact = totals.calls;
             let new_exact = exact.saturating_sub(agg.exact_seen);
             agg.exact_seen = exact;
@@ -401,13 +465,54 @@ impl Aggregator {
             .map(|agg| [agg.sum, agg.sum_var, agg.count, agg.count_var])
     }
 
-    /// Exact calls recorded: cells' bases plus live threads' slots.
+    /// Exact calls recorded: cells' bases plus live threads' slots, and
+    /// those of series retired since.
     pub(crate) fn exact_calls(&self) -> u64 {
         let mut exact_totals = Vec::new();
         exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
         exact_totals
             .iter()
             .map(|totals: &Totals| totals.calls)
-            .sum()
+            .fold(self.retired_exact_calls, u64::wrapping_add)
+    }
+
+    /// Retires the series nothing recorded for `timeout` as of `now` (see
+    /// the module docs); returns how many. A series counts as recorded
+    /// when the check sees its sample count (drained and spilled) or its
+    /// exact-call count move, or a gauge set, since its last look; it is
+    /// retired `timeout` after the look that last saw it move, so never
+    /// sooner than `timeout` after its last call.
+    pub(crate) fn retire_idle(&mut self, now: Instant, timeout: Duration) -> usize {
+        self.sync();
+        let mut exact_totals = Vec::new();
+        exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
+        let mut idle = Vec::new();
+        let rows = self.infos.iter().zip(&mut self.series).zip(&exact_totals);
+        for (index, ((info, agg), totals)) in rows.enumerate() {
+            if !agg.live || info.overflow {
+                continue;
+            }
+            let gauge_set = info.cell.take_gauge_set();
+            if gauge_set || agg.samples != agg.idle_samples || totals.calls != agg.idle_calls {
+                agg.last_active = now;
+                agg.idle_samples = agg.samples;
+                agg.idle_calls = totals.calls;
+            } else if now.saturating_duration_since(agg.last_active) >= timeout {
+                idle.push(index);
+            }
+        }
+        if idle.is_empty() {
+            return 0;
+        }
+        let retired = registry::retire(&idle);
+        for &(index, before) in &retired {
+            let agg = &self.series[index];
+            // Exact calls between the look above and the retirement raced
+            // it: counted, not exported.
+            self.retired_values += before.calls.saturating_sub(agg.idle_calls);
+            self.retired_exact_calls = self.retired_exact_calls.wrapping_add(before.calls);
+            self.series[index] = SeriesAgg::new(self.infos[index].kind, self.sigfig, false);
+        }
+        retired.len()
     }
 }

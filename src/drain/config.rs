@@ -23,6 +23,8 @@ pub(crate) struct Config {
     pub(crate) controller: ControllerConfig,
     pub(crate) never_sample: Vec<String>,
     pub(crate) cardinality_limit: usize,
+    /// Series not recorded for this long are retired (`None`: never).
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) histogram_sigfig: u8,
     pub(crate) histogram_resolution: f64,
     pub(crate) histogram_max: f64,

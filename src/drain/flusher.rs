@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::aggregate::Aggregator;
 use super::config::Config;
 use super::controller::{self, ControllerMode, Observation};
+use super::idle::{self, Idle};
 use super::shared::Shared;
 use super::targeting;
 use crate::hot::ring::Ring;
@@ -63,6 +64,9 @@ fn run(shared: &Shared, exporters: &[Feed]) {
     let mut period_series = Vec::new();
     let mut cv2_memory = Vec::new();
     let mut sleep = config.drain_interval;
+    let mut idle = Idle::default();
+    let idle_check = config.idle_timeout.map(idle::check_interval);
+    let mut next_idle_check = idle_check.map(|interval| Instant::now() + interval);
     // Error targeting learns the rates in a first, short period, so new
     // series leave their starting steps within a second.
     let mut period_length = if config.controller.mode == ControllerMode::ErrorTarget {
@@ -109,6 +113,13 @@ fn run(shared: &Shared, exporters: &[Feed]) {
             drop(aggregator);
             period = Period::start(shared, samples);
         }
+        if let (Some(timeout), Some(check)) = (config.idle_timeout, next_idle_check) {
+            if Instant::now() >= check {
+                next_idle_check = idle_check.map(|interval| Instant::now() + interval);
+                let mut aggregator = shared.aggregator();
+                idle.check(&shared.pipeline, &mut aggregator, timeout);
+            }
+        }
         if Instant::now() >= next_export {
             next_export += config.export_interval;
             if next_export < Instant::now() {
@@ -117,7 +128,11 @@ fn run(shared: &Shared, exporters: &[Feed]) {
             offer_snapshot(shared, exporters);
         }
         // Time spent parked is not busy time; only the drain above counts.
-        let deadlines = [next_export, period.started + period_length];
+        let deadlines = [
+            next_export,
+            period.started + period_length,
+            next_idle_check.unwrap_or(next_export),
+        ];
         sleep = next_sleep(config, sleep, drained, &deadlines);
         if drained == 0 {
             shared.health.idle(sleep);

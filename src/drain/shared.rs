@@ -106,6 +106,8 @@ impl Shared {
         stats.values_rejected =
             self.pipeline.values_rejected.load(Ordering::Relaxed) + aggregator.rejected;
         stats.series_overflowed = registry::overflowed();
+        stats.series_retired = registry::retirements();
+        stats.retired_values = registry::retired_values() + aggregator.retired_values;
         stats.sample_rate = f64::from(self.pipeline.rate.rate());
         stats.exact_calls = aggregator.exact_calls();
         stats.drain_lag = self.health.since_last_drain();
@@ -128,6 +130,8 @@ fn engine_series(stats: &Stats) -> impl Iterator<Item = SeriesSnapshot> {
         ("exact_calls", counter(stats.exact_calls as f64)),
         ("values_rejected", counter(stats.values_rejected as f64)),
         ("series_overflowed", counter(stats.series_overflowed as f64)),
+        ("series_retired", counter(stats.series_retired as f64)),
+        ("retired_values", counter(stats.retired_values as f64)),
         ("rate_changes", counter(stats.rate_changes as f64)),
         ("drain_batches", counter(stats.drain_batches as f64)),
         (
@@ -160,6 +164,7 @@ fn engine_series(stats: &Stats) -> impl Iterator<Item = SeriesSnapshot> {
             description: None,
             inclusion_prob: None,
             target_met: None,
+            start_time: None,
         });
     // The old name of `samples_spilled`, exported for one more release so
     // that dashboards and alerts can move over; its description says so.

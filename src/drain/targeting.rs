@@ -46,7 +46,10 @@ pub(crate) fn retarget(
         if let Some(cv2) = period.cv2 {
             cv2_memory[index] = cv2;
         }
-        if !matches!(info.kind, Kind::Counter | Kind::Histogram) || info.cell.is_pinned() {
+        if !matches!(info.kind, Kind::Counter | Kind::Histogram)
+            || info.cell.is_pinned()
+            || !aggregator.is_live(index)
+        {
             continue;
         }
         indices.push(index);

@@ -44,6 +44,8 @@ pub struct Builder {
     controller: ControllerConfig,
     never_sample: Vec<String>,
     cardinality_limit: usize,
+    /// `Duration::ZERO`: off.
+    idle_timeout: Duration,
     histogram_sigfig: u8,
     histogram_resolution: f64,
     shutdown_timeout: Duration,
@@ -71,6 +73,7 @@ impl std::fmt::Debug for Builder {
             .field("controller", &self.controller)
             .field("never_sample", &self.never_sample)
             .field("descriptions", &self.descriptions)
+            .field("idle_timeout", &self.idle_timeout)
             .field("env", &self.env)
             .field("exporters", &self.exporters.len())
             .finish_non_exhaustive()
@@ -91,6 +94,7 @@ impl Default for Builder {
             controller: ControllerConfig::default(),
             never_sample: Vec::new(),
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            idle_timeout: Duration::ZERO,
             histogram_sigfig: 3,
             histogram_resolution: 0.001,
             shutdown_timeout: Duration::from_secs(5),
@@ -312,6 +316,37 @@ impl Builder {
         self
     }
 
+    /// Retires a label set nothing recorded for `timeout` (default: never;
+    /// `Duration::ZERO` turns it off again): its series leaves the exports
+    /// and frees its place under the [cardinality
+    /// limit](Builder::cardinality_limit), so label values that churn
+    /// (routes added by deploys, tenants that leave) do not fill the
+    /// overflow series for good. A later call brings the label set back as
+    /// a new series, from zero, with a new start time (OpenTelemetry's rule
+    /// for a cumulative series that restarts; Prometheus sees a counter
+    /// reset). Memory stays bounded however many label values come and go:
+    /// a retired series' cell is reused once no handle holds it.
+    ///
+    /// "Not recorded" means no sample drained, no exact call, no spilled
+    /// sample and no gauge set. An unsampled call leaves no trace, but a
+    /// series the allocator samples gets samples every accuracy window (it
+    /// is sampled for that), so a series in use is retired only if it went
+    /// a whole timeout without one; its next sampled call brings it back.
+    /// The timeout must be at least the export interval, or a series
+    /// recorded once could leave before any export saw it. Environment:
+    /// `HOTMETRICS_IDLE_TIMEOUT_MS` (`0`: off).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = hotmetrics::Engine::builder().idle_timeout(Duration::from_secs(600));
+    /// # drop(builder);
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
     /// Significant decimal digits kept by histograms, 1–5 (default 3: 0.1 %
     /// relative error on quantiles).
     pub fn histogram_precision(mut self, significant_digits: u8) -> Self {
@@ -404,6 +439,7 @@ impl Builder {
             controller: self.controller.clone(),
             never_sample: self.never_sample.clone(),
             cardinality_limit: self.cardinality_limit,
+            idle_timeout: env.idle_timeout.unwrap_or(self.idle_timeout),
             histogram_sigfig: self.histogram_sigfig,
             histogram_resolution: self.histogram_resolution,
             shutdown_timeout: self.shutdown_timeout,
@@ -559,6 +595,16 @@ impl Builder {
         if self.cardinality_limit == 0 {
             return Err(ConfigError::new("cardinality_limit", 0, "at least 1"));
         }
+        if !self.idle_timeout.is_zero() && self.idle_timeout < self.export_interval {
+            return Err(ConfigError::new(
+                "idle_timeout",
+                format!("{:?}", self.idle_timeout),
+                &format!(
+                    "at least the export interval ({:?}), or zero to keep idle series",
+                    self.export_interval
+                ),
+            ));
+        }
         if !(1..=5).contains(&self.histogram_sigfig) {
             return Err(ConfigError::new(
                 "histogram_precision",
@@ -620,6 +666,7 @@ impl Builder {
             controller,
             never_sample: self.never_sample.clone(),
             cardinality_limit: self.cardinality_limit,
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             histogram_sigfig: self.histogram_sigfig,
             histogram_resolution: self.histogram_resolution,
             histogram_max: self.histogram_resolution * (1u64 << 62) as f64,

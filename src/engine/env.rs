@@ -47,6 +47,8 @@ pub(super) struct EnvSettings {
     /// With the name of the variable it came from (the alias or not).
     pub(super) buffer_capacity: Option<(&'static str, usize)>,
     pub(super) export_interval: Option<Duration>,
+    /// `Duration::ZERO`: off.
+    pub(super) idle_timeout: Option<Duration>,
     pub(super) disabled: Option<bool>,
 }
 
@@ -83,6 +85,9 @@ impl EnvSettings {
         }
         if let Some((key, raw)) = env.first(&["HOTMETRICS_EXPORT_INTERVAL_MS"]) {
             self.export_interval = Some(parse_millis(key, &raw)?);
+        }
+        if let Some((key, raw)) = env.first(&["HOTMETRICS_IDLE_TIMEOUT_MS"]) {
+            self.idle_timeout = Some(parse_millis_or_off(key, &raw)?);
         }
         if let Some((key, raw)) = env.first(&["HOTMETRICS_DISABLED"]) {
             self.disabled = Some(parse_bool(key, &raw)?);
@@ -157,6 +162,14 @@ fn parse_millis(setting: &str, raw: &str) -> Result<Duration, ConfigError> {
         .filter(|millis| *millis > 0)
         .map(Duration::from_millis)
         .ok_or_else(|| ConfigError::new(setting, raw, "a whole number of milliseconds > 0"))
+}
+
+/// A whole number of milliseconds, `0` meaning off.
+fn parse_millis_or_off(setting: &str, raw: &str) -> Result<Duration, ConfigError> {
+    raw.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| ConfigError::new(setting, raw, "a whole number of milliseconds (0: off)"))
 }
 
 fn parse_slots(setting: &str, raw: &str) -> Result<usize, ConfigError> {

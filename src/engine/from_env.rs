@@ -30,6 +30,7 @@ impl Builder {
     /// | `HOTMETRICS_ACCURACY_WINDOW_MS` | [`accuracy_window`](Builder::accuracy_window) |
     /// | `HOTMETRICS_BUFFER_CAPACITY` (deprecated alias `HOTMETRICS_BUFFER_SIZE`) | [`buffer_capacity`](Builder::buffer_capacity) |
     /// | `HOTMETRICS_EXPORT_INTERVAL_MS`, else `OTEL_METRIC_EXPORT_INTERVAL` | [`export_interval`](Builder::export_interval) |
+    /// | `HOTMETRICS_IDLE_TIMEOUT_MS` (`0`: off) | [`idle_timeout`](Builder::idle_timeout) |
     /// | `HOTMETRICS_DISABLED`, else `OTEL_SDK_DISABLED` | [`disabled`](Builder::disabled) |
     /// | `OTEL_METRICS_EXPORTER` | [`exporter`](Builder::exporter) (added; see [`export::from_env`](crate::export::from_env)) |
     ///

@@ -4,12 +4,17 @@
 //! the exact totals folded in from per-thread cells (`exact.rs`) and the
 //! exact calls past their memory bound as atomic adds, gauge sets, and the
 //! spill of samples the ring could not take. Cells are
-//! allocated once per series by the registry and live for the process, so a
-//! callsite or handle can keep a `&'static` to its cell.
+//! allocated by the registry and never freed, so a callsite or handle can
+//! keep a `&'static` to its cell; with an idle timeout a cell can be
+//! *retired* (its series leaves the exports) and later revived in place,
+//! or, once nothing holds it, recycled for another label set (see
+//! `registry.rs`).
 
 use super::sample::MetricId;
 use super::spill::Spill;
-use crate::sync::{Arc, AtomicBool, AtomicF64, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{
+    fence, Arc, AtomicBool, AtomicF64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 /// Labels as they are stored: shared, immutable key/value pairs, sorted by
 /// key.
@@ -93,6 +98,29 @@ pub struct SeriesCell {
     pub(crate) gauge: AtomicF64,
     /// Samples the ring could not take.
     pub(crate) spill: Spill,
+    /// What the exact totals had reached when the series last restarted
+    /// in this cell (the live threads' slots then): subtracted from base
+    /// plus slots, since a thread's slot is written by that thread only
+    /// (see `exact_tables.rs`). Written under the exact tables' lock.
+    pub(crate) exact_offset_int: AtomicU64,
+    pub(crate) exact_offset_float: AtomicF64,
+    pub(crate) exact_offset_calls: AtomicU64,
+    /// The series left the exports after its idle timeout; the next call
+    /// that reaches a cold path revives it (`registry::live`). Written
+    /// under the registry lock.
+    retired: AtomicBool,
+    /// A gauge was set since the flusher last looked (its idle check).
+    gauge_set: AtomicBool,
+    /// Holders that may still call into the cell ([`SeriesRef`]s, plus one
+    /// for good for callsites and other `&'static` holders): a retired cell
+    /// is recycled only once this is zero.
+    ///
+    /// [`SeriesRef`]: super::registry::SeriesRef
+    pub(crate) holders: AtomicUsize,
+    /// Some cache of a `record!` site with label expressions holds the
+    /// cell (for good: it counts once in `holders`). Written under the
+    /// registry's lock.
+    dynamic_held: AtomicBool,
 }
 
 impl SeriesCell {
@@ -115,6 +143,13 @@ impl SeriesCell {
             exact_slot: AtomicU32::new(NO_EXACT_SLOT),
             gauge: AtomicF64::new(f64::NAN),
             spill: Spill::new(),
+            exact_offset_int: AtomicU64::new(0),
+            exact_offset_float: AtomicF64::new(0.0),
+            exact_offset_calls: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
+            gauge_set: AtomicBool::new(false),
+            holders: AtomicUsize::new(0),
+            dynamic_held: AtomicBool::new(false),
         }
     }
 
@@ -162,9 +197,36 @@ impl SeriesCell {
         self.step.store(STEP_OFF, Ordering::Relaxed);
     }
 
+    /// Forgets that a `critical` call recorded the series: a recycled cell
+    /// starts a new label set's series.
+    pub(crate) fn clear_critical(&self) {
+        self.critical.store(false, Ordering::Relaxed);
+    }
+
+    /// Marks the cell held by the caches of `record!` sites with label
+    /// expressions; true the first time, when the caller adds their one
+    /// holder. Called under the registry's lock.
+    pub(crate) fn held_by_dynamic_site(&self) -> bool {
+        !self.dynamic_held.swap(true, Ordering::Relaxed)
+    }
+
+    /// True when no holder can reach the cell any more: every holder's
+    /// calls then happen before what the caller does next.
+    pub(crate) fn unheld(&self) -> bool {
+        if self.holders.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        // Acquire: pairs with the Release decrement of the last holder
+        // (`SeriesRef`'s drop): its samples' claims and its exact slot
+        // writes happen before the caller's reads of the rings' claimed
+        // positions and of the slots.
+        fence(Ordering::Acquire);
+        true
+    }
+
     /// Sets the step of an unpinned series (`STEP_OFF`: exact for now).
     pub(crate) fn set_step(&self, step: u64) {
-        if !self.is_pinned() {
+        if !self.is_pinned() && !self.retired.load(Ordering::Relaxed) {
             self.step.store(step.max(1), Ordering::Relaxed);
         }
     }
@@ -201,6 +263,37 @@ impl SeriesCell {
 
     pub(crate) fn set_gauge(&self, value: f64) {
         self.gauge.store(value);
+        // A load first: the flag's line is the gauge's, already written;
+        // the store is made once per idle check at most.
+        if !self.gauge_set.load(Ordering::Relaxed) {
+            self.gauge_set.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// True if a gauge was set since the last call (the flusher's idle
+    /// check).
+    pub(crate) fn take_gauge_set(&self) -> bool {
+        self.gauge_set.swap(false, Ordering::Relaxed)
+    }
+
+    /// True once the series was retired and until it is revived.
+    ///
+    /// Acquire: pairs with the Release in [`SeriesCell::set_retired`], so a
+    /// caller that sees a revived cell sees it reset.
+    #[inline]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Retires the series (`true`: every call leaves the fast path and
+    /// revives it) or revives it, under the registry lock.
+    ///
+    /// Release: pairs with the Acquire in [`SeriesCell::is_retired`].
+    pub(crate) fn set_retired(&self, retired: bool) {
+        if retired {
+            self.step.store(STEP_OFF, Ordering::Relaxed);
+        }
+        self.retired.store(retired, Ordering::Release);
     }
 
     /// Clears every total: a newly installed engine starts from zero.
@@ -208,7 +301,11 @@ impl SeriesCell {
         self.exact_int.store(0, Ordering::Relaxed);
         self.exact_float.store(0.0);
         self.exact_calls.store(0, Ordering::Relaxed);
+        self.exact_offset_int.store(0, Ordering::Relaxed);
+        self.exact_offset_float.store(0.0);
+        self.exact_offset_calls.store(0, Ordering::Relaxed);
         self.gauge.store(f64::NAN);
+        self.gauge_set.store(false, Ordering::Relaxed);
         self.spill.take();
     }
 }

@@ -47,28 +47,13 @@
 
 use super::callsite::{cell_of, Callsite, TAG_EXACT, TAG_MASK, TAG_SAMPLED};
 use super::cell::{Kind, SeriesCell};
-use super::exact_tables::{Amount, Slots, Tables, MAX_PAGES, SLOTS_PER_PAGE};
+use super::exact_tables::{tables, Amount, Slots};
 use super::pipeline;
 use super::registry;
 use super::value::Value;
 use crate::sync::{const_thread_local, RefCell};
 
 pub(crate) use super::exact_tables::Totals;
-
-/// The process's tables.
-#[cfg(not(loom))]
-#[inline(always)]
-fn tables() -> &'static Tables {
-    static TABLES: Tables = Tables::new(MAX_PAGES * SLOTS_PER_PAGE);
-    &TABLES
-}
-
-/// The process's tables (under loom, where the models use instances).
-#[cfg(loom)]
-fn tables() -> &'static Tables {
-    static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
-    TABLES.get_or_init(|| Tables::new(MAX_PAGES * SLOTS_PER_PAGE))
-}
 
 const_thread_local! {
     /// This thread's directory: `const`, no destructor.

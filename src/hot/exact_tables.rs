@@ -8,6 +8,21 @@
 use super::cell::{Kind, SeriesCell, NO_EXACT_SLOT};
 use crate::sync::{AtomicU64, Cell, Mutex, MutexGuard, Ordering};
 
+/// The process's tables.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn tables() -> &'static Tables {
+    static TABLES: Tables = Tables::new(MAX_PAGES * SLOTS_PER_PAGE);
+    &TABLES
+}
+
+/// The process's tables (under loom, where the models use instances).
+#[cfg(loom)]
+pub(crate) fn tables() -> &'static Tables {
+    static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| Tables::new(MAX_PAGES * SLOTS_PER_PAGE))
+}
+
 /// Slots per page (a power of two); shrunk under loom.
 pub(crate) const SLOTS_PER_PAGE: usize = if cfg!(loom) { 2 } else { 64 };
 /// Pages one thread may hold, and so the bound on slot indexes.
@@ -53,11 +68,19 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// The cell's base less its offset (what the live slots held when the
+    /// series last restarted in the cell).
     fn base(cell: &SeriesCell) -> Self {
         Self {
-            int: cell.exact_int.load(Ordering::Relaxed),
-            float: cell.exact_float.load(),
-            calls: cell.exact_calls.load(Ordering::Relaxed),
+            int: cell
+                .exact_int
+                .load(Ordering::Relaxed)
+                .wrapping_sub(cell.exact_offset_int.load(Ordering::Relaxed)),
+            float: cell.exact_float.load() - cell.exact_offset_float.load(),
+            calls: cell
+                .exact_calls
+                .load(Ordering::Relaxed)
+                .wrapping_sub(cell.exact_offset_calls.load(Ordering::Relaxed)),
         }
     }
 
@@ -359,6 +382,46 @@ impl Tables {
         inner.free_tables.push(table);
     }
 
+    /// Restarts `cell`'s totals from zero (its series was retired, revived
+    /// or recycled) and returns what they were. The live threads' slots
+    /// cannot be cleared from here (each has one writer), so their sum now
+    /// becomes the cell's offset and the base is cleared: base + slots −
+    /// offset is then zero, and stays right across a thread's fold at exit
+    /// (which moves a slot's value into the base). Under the lock the folds
+    /// and readers take.
+    pub fn rebase(&self, cell: &SeriesCell) -> Totals {
+        let inner = self.lock();
+        let mut slots = Totals::default();
+        let index = cell.exact_slot() as usize;
+        if index < inner.cells.len() {
+            for page in inner.current_pages(self.epoch.load(Ordering::Relaxed)) {
+                if let Some(page) = page[index / SLOTS_PER_PAGE] {
+                    slots.add(&page.slots[index % SLOTS_PER_PAGE]);
+                }
+            }
+        }
+        let base = Totals {
+            int: cell.exact_int.swap(0, Ordering::Relaxed),
+            float: cell.exact_float.swap(0.0),
+            calls: cell.exact_calls.swap(0, Ordering::Relaxed),
+        };
+        let before = Totals {
+            int: base
+                .int
+                .wrapping_add(slots.int)
+                .wrapping_sub(cell.exact_offset_int.load(Ordering::Relaxed)),
+            float: base.float + slots.float - cell.exact_offset_float.load(),
+            calls: base
+                .calls
+                .wrapping_add(slots.calls)
+                .wrapping_sub(cell.exact_offset_calls.load(Ordering::Relaxed)),
+        };
+        cell.exact_offset_int.store(slots.int, Ordering::Relaxed);
+        cell.exact_offset_float.store(slots.float);
+        cell.exact_offset_calls.store(slots.calls, Ordering::Relaxed);
+        before
+    }
+
     /// Starts a new epoch (an engine is being installed): clears the bases
     /// of every series with a slot, under the lock, so no fold from an
     /// earlier engine lands after; live tables go stale (module docs).
@@ -368,6 +431,10 @@ impl Tables {
             cell.exact_int.store(0, Ordering::Relaxed);
             cell.exact_float.store(0.0);
             cell.exact_calls.store(0, Ordering::Relaxed);
+            // The live tables go stale, so the slots count for nothing.
+            cell.exact_offset_int.store(0, Ordering::Relaxed);
+            cell.exact_offset_float.store(0.0);
+            cell.exact_offset_calls.store(0, Ordering::Relaxed);
         }
         let epoch = self.epoch.load(Ordering::Relaxed);
         self.epoch.store(epoch.wrapping_add(1), Ordering::Relaxed);

@@ -13,7 +13,7 @@ use std::fmt;
 use super::cell::{Kind, SeriesCell};
 use super::pipeline;
 use super::record;
-use super::registry::{self, Labels};
+use super::registry::{self, Labels, SeriesRef};
 use super::value::{CounterValue, Value};
 use crate::error::RegistrationError;
 use crate::sync::Arc;
@@ -23,8 +23,10 @@ struct Inner {
     name: Arc<str>,
     kind: Kind,
     labels: Labels,
-    /// `None` when registration was refused: calls do nothing.
-    cell: Option<&'static SeriesCell>,
+    /// `None` when registration was refused: calls do nothing. Held, so
+    /// the cell stays this label set's (retired and revived in place, see
+    /// `registry.rs`) while the handle lives.
+    series: Option<SeriesRef>,
     critical: bool,
 }
 
@@ -34,7 +36,7 @@ impl fmt::Debug for Inner {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("labels", &self.labels)
-            .field("registered", &self.cell.is_some())
+            .field("registered", &self.series.is_some())
             .field("critical", &self.critical)
             .finish()
     }
@@ -44,12 +46,12 @@ impl Inner {
     fn new(name: &str, kind: Kind) -> Result<Self, RegistrationError> {
         let name: Arc<str> = Arc::from(name);
         let labels: Labels = Arc::from(Vec::new());
-        let cell = registry::series(&name, kind, &labels)?;
+        let series = registry::resolve(&name, kind, &labels)?;
         Ok(Self {
             name,
             kind,
             labels,
-            cell: Some(cell),
+            series: Some(series),
             critical: false,
         })
     }
@@ -60,7 +62,7 @@ impl Inner {
             name: Arc::from(name),
             kind,
             labels: Arc::from(Vec::new()),
-            cell: None,
+            series: None,
             critical: false,
         }
     }
@@ -72,12 +74,12 @@ impl Inner {
             labels.push((Arc::from(*key), Arc::from(*value)));
         }
         let labels: Labels = Arc::from(labels);
-        let cell = match registry::series(&self.name, self.kind, &labels) {
-            Ok(cell) => {
+        let series = match registry::resolve(&self.name, self.kind, &labels) {
+            Ok(series) => {
                 if self.critical {
-                    registry::make_critical(cell);
+                    registry::make_critical(series.cell());
                 }
-                Some(cell)
+                Some(series)
             }
             Err(error) => {
                 log::error!(target: "hotmetrics", "label set not registered, its calls are ignored: {error}");
@@ -88,17 +90,21 @@ impl Inner {
             name: self.name.clone(),
             kind: self.kind,
             labels,
-            cell,
+            series,
             critical: self.critical,
         }
     }
 
     #[inline(always)]
     fn record<V: Value>(&self, value: V) {
-        let Some(cell) = self.cell else {
+        let Some(series) = &self.series else {
             return;
         };
-        record::handle(cell, self.critical, value);
+        record::handle(series.cell(), self.critical, value);
+    }
+
+    fn cell(&self) -> Option<&'static SeriesCell> {
+        self.series.as_ref().map(SeriesRef::cell)
     }
 }
 
@@ -119,7 +125,7 @@ macro_rules! handle_type {
             /// never dropped.
             pub fn critical(mut self) -> Self {
                 self.0.critical = true;
-                if let Some(cell) = self.0.cell {
+                if let Some(cell) = self.0.cell() {
                     registry::make_critical(cell);
                 }
                 self
@@ -136,7 +142,7 @@ macro_rules! handle_type {
             /// rings with samples of chosen probabilities. Not a stable API.
             #[doc(hidden)]
             pub fn __push_sample(&self, inclusion_prob: f32, value: f64) {
-                if let Some(cell) = self.0.cell {
+                if let Some(cell) = self.0.cell() {
                     if pipeline::is_active() {
                         record::push_decided(cell, inclusion_prob, value);
                     }
@@ -155,7 +161,7 @@ macro_rules! handle_type {
 
             /// True if the series was registered (calls are recorded).
             pub fn is_registered(&self) -> bool {
-                self.0.cell.is_some()
+                self.0.series.is_some()
             }
         }
 

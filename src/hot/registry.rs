@@ -5,19 +5,43 @@
 //! `MetricId`. One mutex guards it: nothing on the per-call path takes it.
 //!
 //! Cells are leaked on creation and never freed, so `&'static SeriesCell`
-//! can be cached anywhere. Their number is bounded: each metric name admits
-//! at most the cardinality limit of label sets, beyond which calls share one
-//! overflow series (`otel.metric.overflow = "true"`).
+//! can be cached anywhere. Each metric name admits at most the cardinality
+//! limit of label sets, beyond which calls share one overflow series
+//! (`otel.metric.overflow = "true"`).
+//!
+//! # Idle series
+//!
+//! With an idle timeout, the flusher retires a series nothing recorded for
+//! that long ([`retire`]): it leaves `by_key` for the `retired` map, its
+//! place under the cardinality limit is freed, its callsites go back to
+//! unresolved and its step to `STEP_OFF`, so the next call of any holder
+//! leaves the fast path and revives it ([`live`]) in the same cell, from
+//! zero, with a new start time. A key has at most one cell at any time
+//! (live in `by_key`, or retired in `retired`), so reviving in place never
+//! makes two series of one label set.
+//!
+//! Memory stays bounded under endless churn of label values because cells
+//! are pooled, not freed: a retired cell that no holder can reach any more
+//! ([`SeriesRef`]s count themselves in [`SeriesCell::holders`]; callsites
+//! and other `&'static` holders count once, for good) is *recycled*: its
+//! index, cell and exact slot go to a free list and the next new series of
+//! its kind takes them. The flusher observes the count at zero, then waits
+//! until every ring has been drained past the positions claimed at that
+//! moment, so no sample of the old series is still in a ring when another
+//! label set takes the index ([`quiescent`], [`recycle`]). A value of a
+//! retired series that still arrives (a call that raced the retirement) is
+//! counted in [`retired_values`], never added to another series.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::callsite::{
     cell_of, pack, Callsite, DynamicCallsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_MASK,
     TAG_SAMPLED,
 };
 use super::cell::{Kind, SeriesCell};
+use super::exact_tables::{tables, Totals};
 use super::sample::MetricId;
 use crate::error::RegistrationError;
 use crate::sync::statics::{AtomicU64, Ordering};
@@ -45,9 +69,62 @@ pub(crate) struct SeriesInfo {
     pub(crate) kind: Kind,
     /// Labels, sorted by key.
     pub(crate) labels: Labels,
-    /// When the series was registered (the allocator measures a new
-    /// series' rate from then).
+    /// When the series was registered or last restarted (the allocator
+    /// measures a new series' rate from then).
     pub(crate) created: Instant,
+    /// When the series restarted in its cell (revived after retirement, or
+    /// a recycled cell): its cumulative start time. `None` for a series
+    /// that started with the engine's data.
+    pub(crate) restarted: Option<SystemTime>,
+    /// The overflow series of its metric: never retired.
+    pub(crate) overflow: bool,
+}
+
+/// Key of a label set's series.
+type Key = (Arc<str>, Kind, Labels);
+
+/// A resolved series that may be retired: what a cache of resolved series
+/// (a handle, a per-callsite or per-recorder cache) holds.
+///
+/// It counts itself in its cell's holders for as long as it lives, so the
+/// cell is never recycled for another label set under it; a call through
+/// it does no reference counting ([`SeriesRef::cell`] is a plain read).
+/// When its series has been retired, the next call that leaves the fast
+/// path revives it ([`live`]): a holder needs no other action.
+#[derive(Debug)]
+pub(crate) struct SeriesRef(&'static SeriesCell);
+
+impl SeriesRef {
+    pub(crate) fn new(cell: &'static SeriesCell) -> Self {
+        // Relaxed: taken under the registry lock, which the flusher's
+        // recycling also takes after its fence.
+        cell.holders.fetch_add(1, Ordering::Relaxed);
+        Self(cell)
+    }
+
+    /// The series' cell (the same cell for as long as this lives).
+    #[inline(always)]
+    pub(crate) fn cell(&self) -> &'static SeriesCell {
+        self.0
+    }
+}
+
+impl Clone for SeriesRef {
+    fn clone(&self) -> Self {
+        // Relaxed: the count is above zero while `self` lives, so the cell
+        // cannot be recycled in between (as `Arc::clone`).
+        self.0.holders.fetch_add(1, Ordering::Relaxed);
+        Self(self.0)
+    }
+}
+
+impl Drop for SeriesRef {
+    fn drop(&mut self) {
+        // Release: this holder's calls (its samples' claims, its exact
+        // slot writes) happen before the flusher's Acquire fence in
+        // `quiescent`, which reads the count at zero.
+        self.0.holders.fetch_sub(1, Ordering::Release);
+    }
 }
 
 #[derive(Debug)]
@@ -62,14 +139,40 @@ struct Metric {
     step: &'static AtomicU64,
 }
 
+/// Whether a new series may take a recycled cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reuse {
+    /// Yes: its holders read the series' labels from the registry.
+    Recycled,
+    /// No: a cache of a `record!` site with label expressions compares the
+    /// cell's own labels, which are set once, when the cell is made.
+    NewCell,
+}
+
 #[derive(Debug)]
 struct Registry {
     series: Vec<SeriesInfo>,
-    by_key: HashMap<(Arc<str>, Kind, Labels), &'static SeriesCell>,
+    by_key: HashMap<Key, &'static SeriesCell>,
+    /// Retired series that are not recycled yet, by key: revived in place
+    /// when their key is looked up again.
+    retired: HashMap<Key, &'static SeriesCell>,
+    /// Indexes of recycled cells, by kind, for new series to take.
+    free: HashMap<Kind, Vec<u32>>,
+    /// Series restarted (revived or recycled) since the aggregator last
+    /// synced; see [`sync`].
+    changed: Vec<u32>,
     metrics: HashMap<Arc<str>, Metric>,
     callsites: Vec<&'static Callsite>,
     /// Resolved `record!` sites with label expressions.
     dynamic: Vec<&'static DynamicCallsite>,
+    /// Addresses of the callsites in `callsites` (a retired series' callsites
+    /// resolve again, and are listed once).
+    callsite_set: HashSet<usize>,
+    /// Values that reached a series after it was retired (see
+    /// [`retired_values`]).
+    retired_values: u64,
+    /// Series retired.
+    retirements: u64,
     never_sample: Vec<String>,
     /// The step a new counter starts with: `STEP_OFF` (exact until its rate
     /// is known) under error targeting, 1 otherwise.
@@ -85,6 +188,21 @@ struct Registry {
     overflowed: u64,
 }
 
+/// Bumped whenever a series restarts in its cell (see [`sync`]): the
+/// aggregator asks the registry only when it moved.
+static REVISION: AtomicU64 = AtomicU64::new(0);
+
+/// Clears `cell`'s totals for a series that ends or starts in it: the exact
+/// totals are rebased (returned), the spill taken (its samples returned),
+/// the gauge unset.
+fn clear(cell: &SeriesCell) -> (Totals, u64) {
+    let totals = tables().rebase(cell);
+    let spilled = cell.spill.take().samples;
+    cell.gauge.store(f64::NAN);
+    cell.take_gauge_set();
+    (totals, spilled)
+}
+
 fn registry() -> MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY
@@ -92,9 +210,15 @@ fn registry() -> MutexGuard<'static, Registry> {
             Mutex::new(Registry {
                 series: Vec::new(),
                 by_key: HashMap::new(),
+                retired: HashMap::new(),
+                free: HashMap::new(),
+                changed: Vec::new(),
                 metrics: HashMap::new(),
                 callsites: Vec::new(),
                 dynamic: Vec::new(),
+                callsite_set: HashSet::new(),
+                retired_values: 0,
+                retirements: 0,
                 never_sample: Vec::new(),
                 new_counter_step: 1,
                 new_histogram_step: 1,
@@ -172,6 +296,7 @@ impl Registry {
         name: &str,
         kind: Kind,
         labels: &[(Arc<str>, Arc<str>)],
+        reuse: Reuse,
     ) -> Result<&'static SeriesCell, RegistrationError> {
         validate_name(name).map_err(|reason| RegistrationError::InvalidName {
             name: name.chars().take(300).collect(),
@@ -187,33 +312,70 @@ impl Registry {
         if let Some(cell) = self.by_key.get(&key) {
             return Ok(cell);
         }
+        self.metric(&name, kind)?;
+        if let Some(&cell) = self.retired.get(&key) {
+            return Ok(self.revive(cell));
+        }
         let limit = self.cardinality_limit;
         let metric = self.metric(&name, kind)?;
         if metric.label_sets >= limit {
-            if let Some(cell) = metric.overflow {
-                self.overflowed += 1;
-                return Ok(cell);
-            }
-            let overflow: Labels = Arc::from(vec![(Arc::from(OVERFLOW_KEY), Arc::from("true"))]);
-            let cell = self.create(name.clone(), kind, overflow);
-            if let Some(metric) = self.metrics.get_mut(&name) {
-                metric.overflow = Some(cell);
-            }
-            self.overflowed += 1;
-            log::warn!(
-                target: "hotmetrics",
-                "metric {name:?} reached its cardinality limit of {limit} label sets; \
-                 further label sets go to the overflow series"
-            );
-            return Ok(cell);
+            return Ok(self.overflow(&name, kind));
         }
         metric.label_sets += 1;
-        let cell = self.create(name, kind, labels);
+        let cell = self.create(name, kind, labels, reuse);
         self.by_key.insert(key, cell);
         Ok(cell)
     }
 
-    fn create(&mut self, name: Arc<str>, kind: Kind, labels: Labels) -> &'static SeriesCell {
+    /// The overflow series of metric `name` (created on first use), for a
+    /// label set past the cardinality limit.
+    fn overflow(&mut self, name: &Arc<str>, kind: Kind) -> &'static SeriesCell {
+        self.overflowed += 1;
+        if let Some(cell) = self.metrics.get(name).and_then(|metric| metric.overflow) {
+            return cell;
+        }
+        let overflow: Labels = Arc::from(vec![(Arc::from(OVERFLOW_KEY), Arc::from("true"))]);
+        let cell = self.create(name.clone(), kind, overflow, Reuse::Recycled);
+        // Held for good by its metric.
+        cell.holders.fetch_add(1, Ordering::Relaxed);
+        self.series[cell.id.index()].overflow = true;
+        if let Some(metric) = self.metrics.get_mut(name) {
+            metric.overflow = Some(cell);
+        }
+        let limit = self.cardinality_limit;
+        log::warn!(
+            target: "hotmetrics",
+            "metric {name:?} reached its cardinality limit of {limit} label sets; \
+             further label sets go to the overflow series"
+        );
+        cell
+    }
+
+    /// A new series: a recycled cell of its kind if there is one (and
+    /// `reuse` allows it), else a new cell.
+    fn create(
+        &mut self,
+        name: Arc<str>,
+        kind: Kind,
+        labels: Labels,
+        reuse: Reuse,
+    ) -> &'static SeriesCell {
+        let recycled = match reuse {
+            Reuse::Recycled => self.free.get_mut(&kind).and_then(Vec::pop),
+            Reuse::NewCell => None,
+        };
+        if let Some(index) = recycled {
+            let index = index as usize;
+            let cell = self.series[index].cell;
+            let info = &mut self.series[index];
+            info.name = name;
+            info.labels = labels;
+            info.overflow = false;
+            cell.clear_critical();
+            self.restart(index);
+            cell.set_retired(false);
+            return cell;
+        }
         let id = MetricId(self.series.len() as u32);
         let cell: &'static SeriesCell =
             Box::leak(Box::new(SeriesCell::with_labels(id, kind, labels.clone())));
@@ -224,8 +386,83 @@ impl Registry {
             kind,
             labels,
             created: Instant::now(),
+            restarted: None,
+            overflow: false,
         });
         cell
+    }
+
+    /// Revives the retired `cell` in place under its key, if its metric has
+    /// a place left under the cardinality limit; the overflow series
+    /// otherwise (the cell stays retired, and the next call tries again).
+    fn revive(&mut self, cell: &'static SeriesCell) -> &'static SeriesCell {
+        if !cell.is_retired() {
+            return cell;
+        }
+        let index = cell.id.index();
+        let info = &self.series[index];
+        let key = (info.name.clone(), info.kind, info.labels.clone());
+        let limit = self.cardinality_limit;
+        let Some(metric) = self.metrics.get_mut(&key.0) else {
+            return cell;
+        };
+        if metric.label_sets >= limit {
+            return self.overflow(&key.0, key.1);
+        }
+        metric.label_sets += 1;
+        self.retired.remove(&key);
+        self.by_key.insert(key, cell);
+        self.restart(index);
+        cell.set_retired(false);
+        cell
+    }
+
+    /// Starts series `index` over in its cell: totals from zero (what
+    /// arrived since they were last cleared is counted in
+    /// `retired_values`), a new start time, its kind's starting step; the
+    /// aggregator learns of it at its next sync.
+    fn restart(&mut self, index: usize) {
+        let cell = self.series[index].cell;
+        let (totals, spilled) = clear(cell);
+        self.retired_values += totals.calls + spilled;
+        cell.pin(
+            self.exact_by_name(&self.series[index].name),
+            self.new_step(cell.kind),
+        );
+        let info = &mut self.series[index];
+        info.created = Instant::now();
+        info.restarted = Some(SystemTime::now());
+        self.changed.push(index as u32);
+        REVISION.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Retires series `index` if it is live (not the overflow series):
+    /// returns its exact totals then.
+    fn retire(&mut self, index: usize) -> Option<Totals> {
+        let info = self.series.get(index)?;
+        let cell = info.cell;
+        if info.overflow || cell.is_retired() {
+            return None;
+        }
+        let key = (info.name.clone(), info.kind, info.labels.clone());
+        self.by_key.remove(&key);
+        if let Some(metric) = self.metrics.get_mut(&key.0) {
+            metric.label_sets = metric.label_sets.saturating_sub(1);
+        }
+        self.retired.insert(key, cell);
+        cell.set_retired(true);
+        for callsite in &self.callsites {
+            let state = callsite.state();
+            let tag = state & TAG_MASK;
+            if (tag == TAG_SAMPLED || tag == TAG_EXACT) && std::ptr::eq(cell_of(state), cell) {
+                callsite.store(0);
+            }
+        }
+        self.retirements += 1;
+        let (totals, spilled) = clear(cell);
+        // A spill the drain just before did not collect: a racing call.
+        self.retired_values += spilled;
+        Some(totals)
     }
 
     /// The metric `name`, registered as `kind` if it is new.
@@ -331,8 +568,16 @@ pub(crate) fn resolve_callsite(callsite: &'static Callsite) -> usize {
         .iter()
         .map(|(key, value)| (Arc::from(*key), Arc::from(*value)))
         .collect();
-    let state = match registry.lookup(callsite.name, callsite.kind, &labels) {
+    let first = registry
+        .callsite_set
+        .insert(callsite as *const Callsite as usize);
+    let state = match registry.lookup(callsite.name, callsite.kind, &labels, Reuse::Recycled) {
         Ok(cell) => {
+            if first {
+                // A callsite holds its cell for good: retired and revived,
+                // never recycled (callsites are bounded by the code).
+                cell.holders.fetch_add(1, Ordering::Relaxed);
+            }
             if callsite.critical {
                 registry.make_critical(cell);
             }
@@ -344,7 +589,9 @@ pub(crate) fn resolve_callsite(callsite: &'static Callsite) -> usize {
         }
     };
     callsite.store(state);
-    registry.callsites.push(callsite);
+    if first {
+        registry.callsites.push(callsite);
+    }
     state
 }
 
@@ -397,7 +644,13 @@ pub(crate) fn dynamic_series(
     labels: &[(Arc<str>, Arc<str>)],
 ) -> Result<&'static SeriesCell, RegistrationError> {
     let mut registry = registry();
-    let cell = registry.lookup(callsite.name, callsite.kind, labels)?;
+    // A new cell, never a recycled one: the site's cache compares a cell's
+    // labels (`SeriesCell::labels`, set when the cell is made) with the
+    // call's values, and held for good, since the cache keeps it.
+    let cell = registry.lookup(callsite.name, callsite.kind, labels, Reuse::NewCell)?;
+    if cell.held_by_dynamic_site() {
+        cell.holders.fetch_add(1, Ordering::Relaxed);
+    }
     if callsite.critical {
         registry.make_critical(cell);
     }
@@ -410,13 +663,141 @@ pub(crate) fn make_critical(cell: &SeriesCell) {
     registry().make_critical(cell);
 }
 
-/// Finds or creates the series for a handle.
+/// Finds or creates a series for a holder that keeps a `&'static` to its
+/// cell (an OpenTelemetry instrument's cache): held for good, so retired
+/// and revived but never recycled. Caches that can let go of a series hold
+/// a [`SeriesRef`] from [`resolve`] instead.
+#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
 pub(crate) fn series(
     name: &str,
     kind: Kind,
     labels: &[(Arc<str>, Arc<str>)],
 ) -> Result<&'static SeriesCell, RegistrationError> {
-    registry().lookup(name, kind, labels)
+    let cell = registry().lookup(name, kind, labels, Reuse::Recycled)?;
+    cell.holders.fetch_add(1, Ordering::Relaxed);
+    Ok(cell)
+}
+
+/// Finds or creates the series for a handle (or any cache of resolved
+/// series): the cell is held for as long as the returned [`SeriesRef`] and
+/// its clones live.
+pub(crate) fn resolve(
+    name: &str,
+    kind: Kind,
+    labels: &[(Arc<str>, Arc<str>)],
+) -> Result<SeriesRef, RegistrationError> {
+    let mut registry = registry();
+    let cell = registry.lookup(name, kind, labels, Reuse::Recycled)?;
+    Ok(SeriesRef::new(cell))
+}
+
+/// The cell a call of `cell` records into: `cell` itself, revived if it
+/// was retired (or its metric's overflow series, when the cardinality
+/// limit leaves it no place). Called on cold paths only.
+#[inline]
+pub(crate) fn live(cell: &'static SeriesCell) -> &'static SeriesCell {
+    if cell.is_retired() {
+        revive(cell)
+    } else {
+        cell
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn revive(cell: &'static SeriesCell) -> &'static SeriesCell {
+    registry().revive(cell)
+}
+
+/// Retires the live series among `indexes` (the flusher found them idle):
+/// each one retired, with its exact totals then.
+pub(crate) fn retire(indexes: &[usize]) -> Vec<(usize, Totals)> {
+    let mut registry = registry();
+    indexes
+        .iter()
+        .filter_map(|&index| Some((index, registry.retire(index)?)))
+        .collect()
+}
+
+/// The first half of recycling: the indexes of retired series no holder
+/// can reach any more ([`SeriesCell::unheld`]). The caller then notes the
+/// rings' claimed positions and calls [`recycle`] once they are drained.
+pub(crate) fn quiescent(out: &mut Vec<u32>) {
+    let registry = registry();
+    out.clear();
+    out.extend(
+        registry
+            .retired
+            .values()
+            .filter(|cell| cell.unheld())
+            .map(|cell| cell.id.0),
+    );
+}
+
+/// The second half: recycles the series among `indexes` that are still
+/// retired and unheld (a lookup in between revives a series instead):
+/// their keys are forgotten, their cells, indexes and exact slots go to the
+/// free list of their kind. Returns how many.
+pub(crate) fn recycle(indexes: &[u32]) -> usize {
+    let mut registry = registry();
+    let mut recycled = 0;
+    for &index in indexes {
+        let Some(info) = registry.series.get(index as usize) else {
+            continue;
+        };
+        let cell = info.cell;
+        if !cell.is_retired() || !cell.unheld() {
+            continue;
+        }
+        let key = (info.name.clone(), info.kind, info.labels.clone());
+        if !matches!(registry.retired.get(&key), Some(&held) if std::ptr::eq(held, cell)) {
+            continue;
+        }
+        registry.retired.remove(&key);
+        let (totals, spilled) = clear(cell);
+        registry.retired_values += totals.calls + spilled;
+        registry.free.entry(cell.kind).or_default().push(index);
+        recycled += 1;
+    }
+    recycled
+}
+
+/// What moved since the aggregator last synced: series registered at index
+/// `from` and after, and those that restarted in their cells below `from`
+/// (revived or recycled), as they are now.
+pub(crate) fn sync(from: usize) -> (Vec<SeriesInfo>, Vec<SeriesInfo>) {
+    let mut registry = registry();
+    let new = registry
+        .series
+        .get(from..)
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
+    let mut changed = std::mem::take(&mut registry.changed);
+    changed.sort_unstable();
+    changed.dedup();
+    let restarted = changed
+        .into_iter()
+        .filter(|&index| (index as usize) < from)
+        .filter_map(|index| registry.series.get(index as usize).cloned())
+        .collect();
+    (new, restarted)
+}
+
+/// Moves whenever a series restarts in its cell: [`sync`] has news.
+pub(crate) fn revision() -> u64 {
+    REVISION.load(Ordering::Relaxed)
+}
+
+/// Values that reached a series after it was retired (a call that raced
+/// the retirement, a spill or exact value that came after it): counted
+/// here, added to no series.
+pub(crate) fn retired_values() -> u64 {
+    registry().retired_values
+}
+
+/// Series retired so far.
+pub(crate) fn retirements() -> u64 {
+    registry().retirements
 }
 
 /// Applies a newly installed engine's settings: `never_sample` prefixes,
@@ -439,7 +820,14 @@ pub(crate) fn configure(
     }
     registry.cardinality_limit = cardinality_limit;
     registry.overflowed = 0;
+    registry.retired_values = 0;
+    registry.retirements = 0;
+    // The new engine's aggregator starts from every series as it is.
+    registry.changed.clear();
     for info in &registry.series {
+        if info.cell.is_retired() {
+            continue;
+        }
         info.cell.pin(
             registry.exact_by_name(&info.name),
             registry.new_step(info.kind),
@@ -464,7 +852,11 @@ pub(crate) fn apply_steps(
     let mut registry = registry();
     registry.new_histogram_step = new_histogram_step.max(1);
     let mut largest: HashMap<&Arc<str>, u64> = HashMap::new();
-    for info in &registry.series {
+    for info in registry
+        .series
+        .iter()
+        .filter(|info| !info.cell.is_retired())
+    {
         if let Some(step) = step_of(info) {
             info.cell.set_step(step);
         }
@@ -499,16 +891,6 @@ pub(crate) fn metric_step(name: &str, kind: Kind) -> Result<&'static AtomicU64, 
     Ok(registry.metric(&Arc::from(name), kind)?.step)
 }
 
-/// Series registered at index `from` and after, in id order.
-pub(crate) fn series_since(from: usize) -> Vec<SeriesInfo> {
-    let registry = registry();
-    registry
-        .series
-        .get(from..)
-        .map(<[_]>::to_vec)
-        .unwrap_or_default()
-}
-
 /// Number of label sets routed to overflow series so far.
 pub(crate) fn overflowed() -> u64 {
     registry().overflowed
@@ -521,4 +903,11 @@ pub(crate) fn overflowed() -> u64 {
 #[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
 pub(crate) fn never_sampled(name: &str) -> bool {
     registry().exact_by_name(name)
+}
+
+/// Cells ever made, and label sets live now (memory checks in tests).
+#[cfg(test)]
+pub(crate) fn footprint() -> (usize, usize) {
+    let registry = registry();
+    (registry.series.len(), registry.by_key.len())
 }

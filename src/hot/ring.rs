@@ -453,6 +453,12 @@ impl Ring {
             || self.closed.fetch_or(0, Ordering::SeqCst) != 0
     }
 
+    /// Positions claimed so far: every sample pushed before this read is
+    /// below it (the idle series' recycling waits for `head` to pass it).
+    pub fn claimed(&self) -> usize {
+        self.tail.load(Ordering::Relaxed) & !CLOSED
+    }
+
     /// Position of the next sample the consumer will read.
     pub fn head(&self) -> usize {
         self.head.load(Ordering::Acquire)

@@ -264,6 +264,8 @@ enum Attempt {
 #[cold]
 #[inline(never)]
 fn sample(cell: &'static SeriesCell, value: f64, decided: Pending) {
+    // A retired series comes back on its first recorded call.
+    let cell = registry::live(cell);
     let mut pending: Option<Sample> = None;
     for attempt in 0..3 {
         if attempt > 0 && thread::reload() == Reload::Unavailable {
@@ -359,6 +361,8 @@ fn push(
 /// histograms, the cell for gauges.
 #[inline(never)]
 pub(crate) fn exact<V: Value>(cell: &'static SeriesCell, value: V) {
+    // A retired series comes back on its first recorded call.
+    let cell = registry::live(cell);
     match cell.kind {
         Kind::Counter | Kind::UpDown => exact::add(cell, value),
         Kind::Gauge => set_gauge(cell, value.to_f64()),

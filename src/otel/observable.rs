@@ -26,6 +26,7 @@ use opentelemetry::KeyValue;
 use super::attributes::SeriesCache;
 use crate::hot::cell::{Kind, SeriesCell};
 use crate::hot::record;
+use crate::hot::registry;
 use crate::hot::value::Value;
 use crate::sync::Ordering;
 
@@ -97,6 +98,7 @@ where
         let Some(cell) = self.series.resolve(attributes) else {
             return;
         };
+        let cell = registry::live(cell);
         if !store(cell, measurement) {
             record::reject();
         }

@@ -265,6 +265,14 @@ pub struct SeriesSnapshot {
     /// `None` in the other modes, for exact series, and for a series whose
     /// rate is not known yet.
     pub target_met: Option<bool>,
+    /// When the series started, if after the snapshot's
+    /// [`start_time`](Snapshot::start_time): a label set that was retired
+    /// after its idle timeout ([`Builder::idle_timeout`]) and recorded again
+    /// starts over from zero then. Cumulative exports take it as the
+    /// series' start time.
+    ///
+    /// [`Builder::idle_timeout`]: crate::Builder::idle_timeout
+    pub start_time: Option<SystemTime>,
 }
 
 impl SeriesSnapshot {
@@ -279,6 +287,7 @@ impl SeriesSnapshot {
             description: None,
             inclusion_prob: None,
             target_met: None,
+            start_time: None,
         }
     }
 

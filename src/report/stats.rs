@@ -101,6 +101,14 @@ pub struct Stats {
     /// installed: about `drain_interval` on a healthy machine; tens of
     /// milliseconds and more show a flusher that was starved or stalled.
     pub max_drain_gap: Duration,
+    /// Series retired after their idle timeout
+    /// ([`Builder::idle_timeout`](crate::Builder::idle_timeout)); each
+    /// left the exports and freed its place under the cardinality limit.
+    pub series_retired: u64,
+    /// Values that reached a series after it was retired and were added to
+    /// no series: a call that raced the retirement, or its sample still in
+    /// a ring. Zero unless calls come just as their series goes idle.
+    pub retired_values: u64,
 }
 
 /// Figures written by the flusher and export threads.

@@ -15,6 +15,7 @@ mod faults;
 mod health;
 mod honesty;
 mod hostile;
+mod idle;
 mod lifetime;
 mod sampling;
 mod steps_honesty;

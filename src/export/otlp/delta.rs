@@ -51,18 +51,20 @@ impl DeltaState {
     }
 
     /// The backend accepted (or refused for good) `snapshot`: it becomes
-    /// the baseline.
+    /// the baseline. Series that are no longer in it (retired after their
+    /// idle timeout) are forgotten, so memory follows the live series.
     pub(crate) fn accept(&mut self, snapshot: &Snapshot) {
         self.accepted_at = Some(snapshot.time);
+        let mut accepted = HashMap::with_capacity(snapshot.series.len());
         for series in &snapshot.series {
             let baseline = match &series.value {
                 MetricValue::Counter(estimate) => Baseline::Counter(*estimate),
                 MetricValue::Histogram(histogram) => Baseline::Histogram(histogram.clone()),
                 _ => continue,
             };
-            self.series
-                .insert((series.name.clone(), series.labels.clone()), baseline);
+            accepted.insert((series.name.clone(), series.labels.clone()), baseline);
         }
+        self.series = accepted;
     }
 
     /// Series held (for the memory bound tests).

@@ -256,8 +256,12 @@ impl Mapper<'_> {
         (request, left_out)
     }
 
-    fn baseline(&self, series: &SeriesSnapshot) -> Option<&Baseline> {
+    /// The accepted state of `series`, unless the series restarted since
+    /// (`restarted`: retired after its idle timeout and recorded again), in
+    /// which case that state was an earlier series'.
+    fn baseline(&self, series: &SeriesSnapshot, restarted: bool) -> Option<&Baseline> {
         self.delta
+            .filter(|_| !restarted)
             .and_then(|state| state.baseline(&series.name, &series.labels))
     }
 
@@ -269,6 +273,22 @@ impl Mapper<'_> {
             AggregationTemporality::Cumulative as i32
         };
         let cumulative = AggregationTemporality::Cumulative as i32;
+        // A series that restarted (retired after its idle timeout, then
+        // recorded again) starts at its own start time, and its deltas from
+        // zero once it restarted after the accepted export.
+        let series_start = series.start_time.map(nanos);
+        let restarted = series_start.is_some_and(|started| started > times.delta_start);
+        let times = &Times {
+            now: times.now,
+            cumulative_start: series_start.map_or(times.cumulative_start, |started| {
+                started.max(times.cumulative_start)
+            }),
+            delta_start: if restarted {
+                series_start.unwrap_or(times.delta_start)
+            } else {
+                times.delta_start
+            },
+        };
         let start = if delta {
             times.delta_start
         } else {
@@ -290,7 +310,7 @@ impl Mapper<'_> {
         };
         match &series.value {
             MetricValue::Counter(estimate) => {
-                let accepted = match self.baseline(series) {
+                let accepted = match self.baseline(series, restarted) {
                     Some(Baseline::Counter(accepted)) => Some(accepted),
                     _ => None,
                 };
@@ -326,7 +346,7 @@ impl Mapper<'_> {
                 metrics.gauge(&series.name, point);
             }
             MetricValue::Histogram(histogram) => {
-                let accepted = match self.baseline(series) {
+                let accepted = match self.baseline(series, restarted) {
                     Some(Baseline::Histogram(accepted)) => Some(accepted),
                     _ => None,
                 };

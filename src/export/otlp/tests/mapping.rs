@@ -33,6 +33,7 @@ fn all_kinds() -> Vec<SeriesSnapshot> {
             description: Some("Items waiting".into()),
             inclusion_prob: None,
             target_met: None,
+            start_time: None,
             ..series("queue.depth", &[], MetricValue::Gauge(17.0))
         },
         series(
@@ -366,4 +367,27 @@ fn delta_carries_a_failed_export_into_the_next() {
         2,
         "one baseline per counter and histogram"
     );
+}
+
+/// A series retired after its idle timeout and recorded again starts over:
+/// its points start at its own start time, and a delta counts from zero,
+/// not from the earlier series' accepted value; a series that left the
+/// snapshot leaves no baseline behind.
+#[test]
+fn a_restarted_series_starts_over_in_both_temporalities() {
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let (mut otlp, sent) = scripted(quick("http://unused").temporality(temporality), |_| {
+            accepted()
+        });
+        otlp.export(&step(10.0, &[1.0], 10)).unwrap();
+        let mut back = step(2.0, &[1.0], 30);
+        let restarted = back.start_time + Duration::from_secs(15);
+        back.series[0].start_time = Some(restarted);
+        otlp.export(&back).unwrap();
+        let (v, start, _) = counter_point(sent.lock().unwrap().last().unwrap());
+        assert_eq!((v, start), (2.0, nanos(restarted)), "{temporality:?}");
+        // Retired again: gone from the snapshot, and from the baselines.
+        otlp.export(&snapshot_at(Vec::new(), 40)).unwrap();
+        assert_eq!(otlp.retained_series(), 0);
+    }
 }

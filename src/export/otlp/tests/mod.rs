@@ -50,6 +50,7 @@ pub(crate) fn series(name: &str, pairs: &[(&str, &str)], value: MetricValue) -> 
         description: None,
         inclusion_prob: None,
         target_met: None,
+        start_time: None,
     }
 }
 

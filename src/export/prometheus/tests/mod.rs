@@ -35,6 +35,7 @@ fn series(name: &str, pairs: &[(&str, &str)], value: MetricValue) -> SeriesSnaps
         description: None,
         inclusion_prob: None,
         target_met: None,
+        start_time: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn sample_snapshot() -> Snapshot {
             description: Some("Open sockets\\now".into()),
             inclusion_prob: None,
             target_met: None,
+            start_time: None,
             ..series(
                 "ws.active-connections",
                 &[],
