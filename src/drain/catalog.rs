@@ -37,7 +37,7 @@ fn descriptions() -> MutexGuard<'static, Descriptions> {
 /// Records the unit and description of metric `name` (empty strings count
 /// as absent). The first declaration with anything in it wins, as for the
 /// metric's kind; a different later one is logged and ignored.
-#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "otel-api", feature = "metrics")), allow(dead_code))]
 pub(crate) fn describe(name: &str, unit: Option<&str>, description: Option<&str>) {
     let declared = Description {
         unit: unit.filter(|unit| !unit.is_empty()).map(Arc::from),
