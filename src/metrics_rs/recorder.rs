@@ -108,12 +108,28 @@ fn hash_of(kind: Kind, key: &Key) -> u64 {
     key.get_hash() ^ (kind as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// Whether `cached` is `key`: the same name and labels in memory (a
+/// static key, as the facade's macros build from literals, and its cached
+/// clone borrow the same statics), else compared in full (hash, name,
+/// labels in any order).
+#[inline]
+fn same_key(cached: &Key, key: &Key) -> bool {
+    let same_memory = |a: &str, b: &str| a.as_ptr() == b.as_ptr() && a.len() == b.len();
+    let (cached_labels, labels) = (cached.labels().as_slice(), key.labels().as_slice());
+    (same_memory(cached.name(), key.name())
+        && cached_labels.as_ptr() == labels.as_ptr()
+        && cached_labels.len() == labels.len())
+        || cached == key
+}
+
 /// The calling thread's own `Arc` of the series of `key` as `kind`:
 /// registration on every facade macro call.
 #[inline]
 fn register(kind: Kind, key: &Key) -> Arc<Series> {
     let hash = hash_of(kind, key);
-    match cache().get(hash, |cached| cached.kind == kind && cached.key == *key) {
+    match cache().get(hash, |cached| {
+        cached.kind == kind && same_key(&cached.key, key)
+    }) {
         Some(entry) => series::own(entry),
         None => register_slow(kind, key, hash),
     }
@@ -125,7 +141,7 @@ fn register(kind: Kind, key: &Key) -> Arc<Series> {
 fn register_slow(kind: Kind, key: &Key, hash: u64) -> Arc<Series> {
     let inserted = cache().insert(
         hash,
-        |cached| cached.kind == kind && cached.key == *key,
+        |cached| cached.kind == kind && same_key(&cached.key, key),
         || {
             let cell = resolve(kind, key);
             (
