@@ -147,7 +147,8 @@ mod facade_peer {
     }
 
     pub(crate) fn ours(body: fn(u64), iters: u64) {
-        metrics::with_local_recorder(&hotmetrics::metrics_rs::Recorder, || body(iters));
+        static OURS: hotmetrics::metrics_rs::Recorder = hotmetrics::metrics_rs::Recorder::new();
+        metrics::with_local_recorder(&OURS, || body(iters));
     }
 
     pub(crate) fn prometheus(body: fn(u64), iters: u64) {

@@ -27,7 +27,8 @@
 //! The recorder records into whichever engine is installed, as `record!`
 //! does: with none, every call is a cheap no-op. All `Recorder` values
 //! share one process-wide state, so it is a zero-sized value and
-//! `Recorder::default()` can be made anywhere.
+//! `Recorder::default()` (or `Recorder::new()`, in a `static`) can be made
+//! anywhere.
 //!
 //! # What a call costs
 //!

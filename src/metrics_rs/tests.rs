@@ -45,7 +45,10 @@ fn instrument(prefix: &str) {
 
 /// Every value the debugging recorder saw, as (name, sorted labels) →
 /// (counter or gauge value, or histogram count and sum).
-fn debugging_values(prefix: &str) -> HashMap<(String, Vec<(String, String)>), (f64, f64)> {
+/// A series' name and sorted labels.
+type SeriesKey = (String, Vec<(String, String)>);
+
+fn debugging_values(prefix: &str) -> HashMap<SeriesKey, (f64, f64)> {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || instrument(prefix));
@@ -78,7 +81,7 @@ fn the_same_values_as_the_debugging_recorder_at_rate_1() {
     assert_eq!(expected.len(), 6, "{expected:?}");
 
     let engine = engine(1.0);
-    metrics::with_local_recorder(&Recorder, || instrument(prefix));
+    metrics::with_local_recorder(&Recorder::new(), || instrument(prefix));
     let snapshot = engine.snapshot();
     for ((name, labels), (value, sum)) in &expected {
         let labels: Vec<(&str, &str)> = labels
@@ -108,7 +111,7 @@ fn sampled_at_five_percent_every_estimate_is_within_five_standard_errors() {
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
-                metrics::with_local_recorder(&Recorder, || {
+                metrics::with_local_recorder(&Recorder::new(), || {
                     for i in 0..calls_per_thread {
                         metrics::counter!("facade.sampled.requests", "route" => "/api")
                             .increment(1 + i % 3);
@@ -171,7 +174,7 @@ fn record_and_the_facade_land_in_one_snapshot() {
     let _lock = engine_lock();
     let engine = engine(1.0);
     crate_a::work();
-    metrics::with_local_recorder(&Recorder, crate_b::work);
+    metrics::with_local_recorder(&Recorder::new(), crate_b::work);
     let snapshot = engine.snapshot();
     assert_eq!(
         snapshot.counter("facade.mixed.a_calls", &[]).unwrap().value,
@@ -188,7 +191,7 @@ fn record_and_the_facade_land_in_one_snapshot() {
 fn absolute_sets_the_cumulative_value_exactly_even_when_sampled() {
     let _lock = engine_lock();
     let engine = engine(0.01);
-    metrics::with_local_recorder(&Recorder, || {
+    metrics::with_local_recorder(&Recorder::new(), || {
         let counter = metrics::counter!("facade.absolute.mirrored");
         for value in [10, 250, 240, 1_000, 999] {
             counter.absolute(value);
@@ -203,7 +206,7 @@ fn absolute_sets_the_cumulative_value_exactly_even_when_sampled() {
 
     // A new engine starts from zero, absolute values too.
     let engine = self::engine(0.01);
-    metrics::with_local_recorder(&Recorder, || {
+    metrics::with_local_recorder(&Recorder::new(), || {
         metrics::counter!("facade.absolute.mirrored").absolute(300);
     });
     let value = engine
@@ -218,7 +221,7 @@ fn absolute_sets_the_cumulative_value_exactly_even_when_sampled() {
 fn gauges_are_exact_and_histograms_count_record_many_as_many_calls() {
     let _lock = engine_lock();
     let engine = engine(1.0);
-    metrics::with_local_recorder(&Recorder, || {
+    metrics::with_local_recorder(&Recorder::new(), || {
         let gauge = metrics::gauge!("facade.exact.level");
         gauge.increment(5.0);
         gauge.decrement(2.0);
@@ -240,7 +243,7 @@ fn gauges_are_exact_and_histograms_count_record_many_as_many_calls() {
 fn descriptions_carry_unit_and_text() {
     let _lock = engine_lock();
     let engine = engine(1.0);
-    metrics::with_local_recorder(&Recorder, || {
+    metrics::with_local_recorder(&Recorder::new(), || {
         metrics::describe_histogram!(
             "facade.described.wait",
             metrics::Unit::Seconds,
@@ -268,7 +271,7 @@ fn refused_keys_are_counted_and_their_calls_do_nothing() {
     let _lock = engine_lock();
     let engine = engine(1.0);
     let before = stats();
-    metrics::with_local_recorder(&Recorder, || {
+    metrics::with_local_recorder(&Recorder::new(), || {
         for _ in 0..3 {
             metrics::counter!("facade refused:name").increment(1);
             metrics::counter!("facade.refused.label", "" => "x").increment(1);
@@ -296,7 +299,7 @@ fn refused_keys_are_counted_and_their_calls_do_nothing() {
 #[test]
 fn with_no_engine_calls_do_nothing() {
     let _lock = engine_lock();
-    metrics::with_local_recorder(&Recorder, || {
+    metrics::with_local_recorder(&Recorder::new(), || {
         metrics::counter!("facade.idle.count").increment(1);
         metrics::counter!("facade.idle.count").absolute(5);
         metrics::gauge!("facade.idle.level").increment(1.0);
@@ -320,7 +323,7 @@ fn each_thread_clones_its_own_arc() {
     let key = Key::from_static_parts("facade.arcs.count", &[]);
     let metadata = metrics::Metadata::new("test", metrics::Level::INFO, None);
     let mine = || {
-        let counter = Recorder.register_counter(&key, &metadata);
+        let counter = Recorder::new().register_counter(&key, &metadata);
         drop(counter);
         super::recorder::register_for_test(&key)
     };
