@@ -744,10 +744,15 @@ fn facade_summary(peers: &[Peer], per_call: &[common::Paired]) {
         );
     }
     if let [one, .., many] = per_call {
+        // Row 0 is the plain loop: on a loaded machine it slows down with
+        // threads too, and the recorder's own scaling is the quotient.
+        let plain = many.ns[0] / one.ns[0];
+        let scaling = many.ns[ours] / one.ns[ours];
         println!(
-            "  hotmetrics recorder {}t / 1t: {:.2}×",
+            "  hotmetrics recorder {}t / 1t: {scaling:.2}× (the plain loop's: {plain:.2}×; \
+             recorder / plain: {:.2}×)",
             many.threads,
-            many.ns[ours] / one.ns[ours]
+            scaling / plain
         );
     }
 }
