@@ -9,7 +9,7 @@ use metrics::{
 };
 
 use super::cache::KeyCache;
-use super::series::{self, Series};
+use super::series::{self, FacadeKey, Series};
 use crate::drain::catalog;
 use crate::error::RegistrationError;
 use crate::hot::cell::{Kind, SeriesCell};
@@ -18,14 +18,6 @@ use crate::hot::registry;
 /// Slots of the process-wide key cache: it caches three quarters as many
 /// keys (6144), 64 KiB of pointers.
 const CACHE_SLOTS: usize = 8192;
-
-/// A cache key: the facade's key and the kind it was registered as (one
-/// name registered as two kinds is two keys, and one of them is refused).
-#[derive(Debug)]
-pub(crate) struct FacadeKey {
-    kind: Kind,
-    key: Key,
-}
 
 fn cache() -> &'static KeyCache<FacadeKey, Arc<Series>> {
     static CACHE: OnceLock<KeyCache<FacadeKey, Arc<Series>>> = OnceLock::new();

@@ -14,11 +14,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use metrics::{CounterFn, GaugeFn, HistogramFn};
+use metrics::{CounterFn, GaugeFn, HistogramFn, Key};
 
 use super::cache::Entry;
-use super::recorder::FacadeKey;
-use crate::hot::cell::SeriesCell;
+use crate::hot::cell::{Kind, SeriesCell};
 use crate::hot::pipeline;
 use crate::hot::record;
 
@@ -91,6 +90,14 @@ impl HistogramFn for Series {
             }
         }
     }
+}
+
+/// A cache key: the facade's key and the kind it was registered as (one
+/// name registered as two kinds is two keys, and one of them is refused).
+#[derive(Debug)]
+pub(crate) struct FacadeKey {
+    pub(crate) kind: Kind,
+    pub(crate) key: Key,
 }
 
 /// A cached key's entry: its shared `Arc` is the fallback when the
