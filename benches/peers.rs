@@ -28,6 +28,14 @@
 //! and +4.9 % / +2.4 % (1 / 2 threads): the 2-thread figure moves most from
 //! run to run here, the per-call columns hardly at all.
 //!
+//! The `metrics` facade rows (`counter!` with two static labels, each
+//! recorder a thread's local recorder) came later, from a 2-core Xeon VM
+//! shared with other builds (load average 5.7; the plain loop took 2.0×
+//! longer per thread at 2 threads): ns/call 1t / 2t, hotmetrics recorder
+//! 17.56 / 32.90, metrics-exporter-prometheus 81.41 / 160.43 (4.6× / 4.9×
+//! ours), hotmetrics handle 4.53 / 3.90. The summary prints these ratios
+//! after its table.
+//!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench --features peers --bench peers`.
 //! Figures are ratios from a noisy shared machine.
 
@@ -110,6 +118,50 @@ mod metrics_peer {
             histogram: metrics::histogram!("peers.metrics.handle_value"),
         }
     });
+}
+
+// ---------------------------------------------------------------------------
+// The `metrics` facade's macros through two recorders, each a thread's local
+// recorder (the global slot holds `metrics_peer`'s): hotmetrics' own
+// (`hotmetrics::metrics_rs::Recorder`) and metrics-exporter-prometheus's,
+// the recorder most `metrics` users install. The same `counter!` with two
+// static labels through each: the facade registers the key on every call.
+
+mod facade_peer {
+    use super::*;
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+    pub(crate) static PROMETHEUS: LazyLock<PrometheusRecorder> =
+        LazyLock::new(|| PrometheusBuilder::new().build_recorder());
+
+    /// `iters` facade `counter!` calls with static labels.
+    #[inline(always)]
+    pub(crate) fn counter_calls(iters: u64) {
+        for _ in 0..iters {
+            metrics::counter!("peers.facade.ops", "route" => "/api", "status" => "200")
+                .increment(1);
+        }
+    }
+
+    /// The workload with a facade `counter!` (static labels) and a
+    /// `histogram!` per operation.
+    #[inline(always)]
+    pub(crate) fn workload(iters: u64) {
+        workload_with(iters, |hash| {
+            metrics::counter!("peers.facade.ops", "route" => "/api", "status" => "200")
+                .increment(op_count(hash));
+            metrics::histogram!("peers.facade.value").record(op_value(hash));
+        })
+    }
+
+    pub(crate) fn ours(body: fn(u64), iters: u64) {
+        static OURS: hotmetrics::metrics_rs::Recorder = hotmetrics::metrics_rs::Recorder::new();
+        metrics::with_local_recorder(&OURS, || body(iters));
+    }
+
+    pub(crate) fn prometheus(body: fn(u64), iters: u64) {
+        metrics::with_local_recorder(&*PROMETHEUS, || body(iters));
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -265,6 +317,10 @@ fn with_prom_local(
     });
 }
 
+/// The facade rows the summary compares.
+const FACADE_OURS: &str = "metrics facade → hotmetrics recorder";
+const FACADE_PROMETHEUS: &str = "metrics facade → metrics-exporter-prometheus";
+
 fn peers() -> Vec<Peer> {
     vec![
         Peer {
@@ -355,6 +411,18 @@ fn peers() -> Vec<Peer> {
                     metrics::histogram!("peers.metrics.value").record(op_value(hash));
                 })
             },
+        },
+        Peer {
+            name: FACADE_OURS,
+            engine: true,
+            per_call: |iters| facade_peer::ours(facade_peer::counter_calls, iters),
+            workload: |iters| facade_peer::ours(facade_peer::workload, iters),
+        },
+        Peer {
+            name: FACADE_PROMETHEUS,
+            engine: false,
+            per_call: |iters| facade_peer::prometheus(facade_peer::counter_calls, iters),
+            workload: |iters| facade_peer::prometheus(facade_peer::workload, iters),
         },
         Peer {
             name: "metrics handle",
@@ -639,12 +707,54 @@ fn summary(peers: &[Peer]) {
         }
         println!("|");
     }
+    facade_summary(peers, &per_call);
     println!(
         "hotmetrics engine over the rounds: base rate {:.2e}, {} samples",
         engine.sample_rate(),
         engine.stats().samples_recorded
     );
     engine.shutdown().expect("shutdown");
+}
+
+/// The facade's targets, from the per-call rounds above: flat from 1 to 2
+/// threads, and far below metrics-exporter-prometheus's recorder.
+fn facade_summary(peers: &[Peer], per_call: &[common::Paired]) {
+    let index = |name: &str| {
+        peers
+            .iter()
+            .position(|peer| peer.name == name)
+            .expect("facade row")
+    };
+    let (ours, prometheus, handle) = (
+        index(FACADE_OURS),
+        index(FACADE_PROMETHEUS),
+        index("hotmetrics handle"),
+    );
+    println!("\nmetrics facade, per call (counter! with 2 static labels):");
+    for result in per_call {
+        println!(
+            "  {}t: hotmetrics recorder {:.2} ns, {:.1}× a hotmetrics handle ({:.2} ns); \
+             metrics-exporter-prometheus {:.2} ns, {:.1}× ours",
+            result.threads,
+            result.ns[ours],
+            result.ns[ours] / result.ns[handle],
+            result.ns[handle],
+            result.ns[prometheus],
+            result.ns[prometheus] / result.ns[ours],
+        );
+    }
+    if let [one, .., many] = per_call {
+        // Row 0 is the plain loop: on a loaded machine it slows down with
+        // threads too, and the recorder's own scaling is the quotient.
+        let plain = many.ns[0] / one.ns[0];
+        let scaling = many.ns[ours] / one.ns[ours];
+        println!(
+            "  hotmetrics recorder {}t / 1t: {scaling:.2}× (the plain loop's: {plain:.2}×; \
+             recorder / plain: {:.2}×)",
+            many.threads,
+            scaling / plain
+        );
+    }
 }
 
 fn main() {

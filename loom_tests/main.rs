@@ -13,7 +13,9 @@
 //! thread's own cell is read once, before or after the thread's fold at
 //! exit, and never by the next engine; a retired series' cell is recycled
 //! only after its last holder and its last sample, and its exact totals
-//! restart without losing or leaking a call.
+//! restart without losing or leaking a call. The `metrics` facade's key
+//! cache gives one entry per key and never one entry for two keys whose
+//! hashes collide, publishes entries whole, and stays within its bound.
 #![cfg(loom)]
 
 use std::collections::HashSet;
@@ -650,5 +652,133 @@ fn retire_and_revive_count_each_exact_call_once() {
         let now = tables.totals(cell);
         assert_eq!(retired.int + revived.int + now.int, 3);
         assert_eq!(retired.calls + revived.calls + now.calls, 2);
+    });
+}
+
+/// A value the `metrics` facade's key cache must publish whole: written
+/// through a loom cell before the entry is published, read after the
+/// lookup found it, so loom flags a read that does not happen after the
+/// write (a Relaxed publication).
+struct Published(loom::cell::UnsafeCell<u64>);
+
+impl Published {
+    fn new(value: u64) -> Self {
+        let cell = loom::cell::UnsafeCell::new(0);
+        // SAFETY: the cell is not shared yet.
+        cell.with_mut(|value_ptr| unsafe { *value_ptr = value });
+        Self(cell)
+    }
+
+    fn read(&self) -> u64 {
+        // SAFETY: written once, before publication; only read after.
+        self.0.with(|value_ptr| unsafe { *value_ptr })
+    }
+}
+
+// SAFETY: the cell is written only before the entry holding it is
+// published, and only read after; loom checks that order.
+unsafe impl Sync for Published {}
+
+type FacadeCache = hotmetrics::loom_api::KeyCache<u64, Published>;
+
+/// Inserts key `key` (hash `hash`) with value `value`; the entry's address
+/// and value, or `None` if the cache was full.
+fn insert_key(cache: &FacadeCache, hash: u64, key: u64, value: u64) -> Option<(usize, u64)> {
+    cache
+        .insert(hash, |k| *k == key, || (key, Published::new(value)))
+        .ok()
+        .map(|entry| (entry as *const _ as usize, entry.value.read()))
+}
+
+fn lookup(cache: &FacadeCache, hash: u64, key: u64) -> Option<(usize, u64)> {
+    cache
+        .get(hash, |k| *k == key)
+        .map(|entry| (entry as *const _ as usize, entry.value.read()))
+}
+
+/// Two threads register one key at once while a third looks it up: one
+/// entry wins, both registrations return it, and a lookup finds nothing
+/// or that entry, whole. (The lookup runs on a spawned thread: loom then
+/// explores it after the other's publication, and flags the read of the
+/// entry's value if the publication is made Relaxed.)
+#[test]
+fn facade_cache_one_key_registered_twice_is_one_entry() {
+    loom::model(|| {
+        let cache = Arc::new(FacadeCache::new(4));
+        let inserter = {
+            let cache = cache.clone();
+            thread::spawn(move || insert_key(&cache, 1, 7, 10).unwrap())
+        };
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || lookup(&cache, 1, 7))
+        };
+        let mine = insert_key(&cache, 1, 7, 20).unwrap();
+        let theirs = inserter.join().unwrap();
+        let seen = reader.join().unwrap();
+        assert_eq!(mine, theirs, "one entry for one key");
+        assert!(mine.1 == 10 || mine.1 == 20);
+        if let Some(seen) = seen {
+            assert_eq!(seen, mine, "a lookup finds the one entry, whole");
+        }
+        assert_eq!(lookup(&cache, 1, 7), Some(mine));
+        assert_eq!(cache.len(), 1);
+    });
+}
+
+/// Two keys whose hashes collide, registered at once, with a lookup of
+/// one racing them: two entries, each found under its own key only.
+#[test]
+fn facade_cache_colliding_hashes_never_share_an_entry() {
+    loom::model(|| {
+        let cache = Arc::new(FacadeCache::new(4));
+        let inserter = {
+            let cache = cache.clone();
+            thread::spawn(move || insert_key(&cache, 3, 1, 100).unwrap())
+        };
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || lookup(&cache, 3, 2))
+        };
+        let two = insert_key(&cache, 3, 2, 200).unwrap();
+        let one = inserter.join().unwrap();
+        if let Some(seen) = reader.join().unwrap() {
+            assert_eq!(seen, two, "key 2 never finds key 1's entry");
+        }
+        assert_ne!(one.0, two.0);
+        assert_eq!((one.1, two.1), (100, 200));
+        assert_eq!(lookup(&cache, 3, 1), Some(one));
+        assert_eq!(lookup(&cache, 3, 2), Some(two));
+    });
+}
+
+/// The last free place taken by one of two registrations at once: the
+/// other is refused (its caller resolves uncached), the cache never holds
+/// more than its bound, and every cached key is still found, the probe
+/// sequences wrapping around the end of the slots.
+#[test]
+fn facade_cache_a_full_table_refuses_one_of_two_racing_inserts() {
+    loom::model(|| {
+        let cache = Arc::new(FacadeCache::new(4));
+        assert_eq!(cache.max_entries(), 3);
+        insert_key(&cache, 3, 1, 10).unwrap();
+        insert_key(&cache, 3, 2, 20).unwrap();
+        let threads: Vec<_> = [(3u64, 30u64), (4, 40)]
+            .into_iter()
+            .map(|(key, value)| {
+                let cache = cache.clone();
+                thread::spawn(move || insert_key(&cache, 3, key, value))
+            })
+            .collect();
+        let got: Vec<Option<(usize, u64)>> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(got.iter().flatten().count(), 1, "{got:?}");
+        assert_eq!(cache.len(), 3);
+        for (key, value) in [(1, 10), (2, 20)] {
+            assert_eq!(lookup(&cache, 3, key).map(|(_, v)| v), Some(value));
+        }
+        for (key, inserted) in [(3, &got[0]), (4, &got[1])] {
+            assert_eq!(lookup(&cache, 3, key), *inserted);
+        }
     });
 }

@@ -75,6 +75,8 @@
 //! * `otel/` (feature `otel-api`): the OpenTelemetry API provider.
 //! * `testing.rs`: the test engine and [`testing::Watch`], for tests of
 //!   code that records.
+//! * `metrics_rs/` (feature `metrics`): the `metrics` facade recorder and
+//!   its lock-free key cache.
 //!
 //! ## What runs per call
 //!
@@ -98,7 +100,7 @@
 //! ## What is public
 //!
 //! Everything a user needs is at the root or under [`export`] (and
-//! `otel` with its feature). `hdrhistogram`, which holds a histogram's
+//! `otel` and `metrics_rs` with their features). `hdrhistogram`, which holds a histogram's
 //! weighted distribution, is not part of the API: read the distribution
 //! through [`HistogramSnapshot`]'s own methods. Three hidden paths exist: `__private` (what the macros expand
 //! to), `loom_api` (built only under `--cfg loom`, for the models) and
@@ -112,6 +114,8 @@ mod error;
 pub mod export;
 mod hot;
 mod macros;
+#[cfg(any(feature = "metrics", loom))]
+pub mod metrics_rs;
 #[cfg(feature = "otel-api")]
 pub mod otel;
 mod report;

@@ -1,6 +1,6 @@
 //! The pieces the loom models (`loom_tests/`) drive: the ring, the spill
 //! accumulators, the rate cell, the sampler, a one-ring pipeline and the
-//! exact cells' tables, with the few producer steps they exercise. Only
+//! exact cells' tables, the `metrics` facade's key cache, with the few producer steps they exercise. Only
 //! built under `--cfg loom`.
 
 pub use crate::hot::rate::{RateCell, RateWord};
@@ -12,6 +12,7 @@ pub use crate::hot::spill::{Spill, SpillTotals};
 pub use crate::hot::cell::{Kind, SeriesCell};
 pub use crate::hot::exact_tables::{Amount, Slots, Tables, Totals};
 pub use crate::hot::pipeline::Pipeline;
+pub use crate::metrics_rs::cache::{Entry, Full, KeyCache};
 
 /// Series `id` of a fresh slot index space, for models of [`Tables`]
 /// (leaked, as the registry leaks its cells).

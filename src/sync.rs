@@ -38,6 +38,14 @@ pub(crate) use loom::sync::atomic::{
     fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 
+/// The slots of the `metrics` facade's key cache (`metrics_rs/cache.rs`).
+#[cfg(not(loom))]
+#[cfg_attr(not(feature = "metrics"), allow(unused_imports))]
+pub(crate) use std::sync::atomic::AtomicPtr;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicPtr;
+
 /// A lock taken off the per-call path only (the exact cells' tables,
 /// `hot/exact.rs`): `std`'s, or loom's so the models explore around it.
 #[cfg(not(loom))]
@@ -238,6 +246,29 @@ impl AtomicF64 {
             match self.0.compare_exchange(
                 current,
                 value.to_bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => {
+                    current = seen;
+                    spin_hint();
+                }
+            }
+        }
+    }
+
+    /// Adds `delta` to the value, or sets it to `delta` while it is unset
+    /// (NaN): a gauge moved by increments before any `set`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn add_from_unset(&self, delta: f64) {
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            let old = f64::from_bits(current);
+            let next = if old.is_nan() { delta } else { old + delta };
+            match self.0.compare_exchange(
+                current,
+                next.to_bits(),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {

@@ -96,6 +96,11 @@ pub struct SeriesCell {
     exact_slot: AtomicU32,
     /// Gauge value as bits; NaN bits while unset.
     pub(crate) gauge: AtomicF64,
+    /// The highest cumulative value a `metrics` facade `Counter::absolute`
+    /// call has set in this engine (0 until one does): such a call records
+    /// exactly the part above it. Only ever raised, with `fetch_max`;
+    /// cleared with the totals when an engine is installed.
+    absolute: AtomicU64,
     /// Samples the ring could not take.
     pub(crate) spill: Spill,
     /// What the exact totals had reached when the series last restarted
@@ -142,6 +147,7 @@ impl SeriesCell {
             exact_calls: AtomicU64::new(0),
             exact_slot: AtomicU32::new(NO_EXACT_SLOT),
             gauge: AtomicF64::new(f64::NAN),
+            absolute: AtomicU64::new(0),
             spill: Spill::new(),
             exact_offset_int: AtomicU64::new(0),
             exact_offset_float: AtomicF64::new(0.0),
@@ -296,6 +302,20 @@ impl SeriesCell {
         self.retired.store(retired, Ordering::Release);
     }
 
+    /// Moves the gauge by `delta` (an unset gauge starts from 0).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn add_gauge(&self, delta: f64) {
+        self.gauge.add_from_unset(delta);
+    }
+
+    /// Raises the series' absolute value to `value`; returns by how much
+    /// it rose (0 if `value` is not above the highest seen).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn raise_absolute(&self, value: u64) -> u64 {
+        let before = self.absolute.fetch_max(value, Ordering::Relaxed);
+        value.saturating_sub(before)
+    }
+
     /// Clears every total: a newly installed engine starts from zero.
     pub(crate) fn reset(&self) {
         self.exact_int.store(0, Ordering::Relaxed);
@@ -306,6 +326,7 @@ impl SeriesCell {
         self.exact_offset_calls.store(0, Ordering::Relaxed);
         self.gauge.store(f64::NAN);
         self.gauge_set.store(false, Ordering::Relaxed);
+        self.absolute.store(0, Ordering::Relaxed);
         self.spill.take();
     }
 }

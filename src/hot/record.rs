@@ -83,7 +83,12 @@ where
 }
 
 #[cfg_attr(not(feature = "otel-api"), allow(unused_imports))]
-pub(crate) use slow::{exact, push_decided, reject};
+pub(crate) use slow::reject;
+#[cfg_attr(
+    not(any(feature = "otel-api", feature = "metrics")),
+    allow(unused_imports)
+)]
+pub(crate) use slow::{exact, push_decided};
 pub use slow::{timed_end, Timer};
 
 /// Entry point of gauge macro calls (never sampled, no step).
@@ -97,6 +102,21 @@ pub fn gauge<V: Value>(callsite: &'static Callsite, value: V) {
         slow::set_gauge(cell_of(state), value.to_f64());
     } else {
         slow::gauge_call(callsite, value);
+    }
+}
+
+/// Moves a gauge by `delta` (the `metrics` facade's `Gauge::increment` and
+/// `decrement`): exact, like every gauge call; a delta that is not finite
+/// is refused and counted.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) fn gauge_add(cell: &'static SeriesCell, delta: f64) {
+    if !pipeline::is_active() {
+        return;
+    }
+    if delta.is_finite() {
+        cell.add_gauge(delta);
+    } else {
+        slow::reject();
     }
 }
 
