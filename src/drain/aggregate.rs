@@ -2,10 +2,12 @@
 //!
 //! * Counters and up-down counters: the Horvitz–Thompson total Σ v/p and its
 //!   unbiased variance estimate Σ v²(1−p)/p² (independent Bernoulli trials).
-//! * Histograms: the same for the count (v = 1) and the sum, and an
-//!   hdrhistogram holding the weighted distribution. A weight 1/p is rarely
-//!   whole; each series carries the fractional remainder into its next
-//!   sample, so the distribution's total stays within one of Σ 1/p.
+//! * Histograms: the same for the count (v = 1) and the sum, and
+//!   log-linear buckets holding the weighted distribution
+//!   (`report/distribution`), lent to snapshots without a copy (`live.rs`).
+//!   A weight 1/p is rarely whole; each series carries the fractional
+//!   remainder into its next sample, so the distribution's total stays
+//!   within one of Σ 1/p.
 //! * Spilled samples arrive as totals (see `spill.rs`) and add to the same
 //!   sums; they have no place in the distribution.
 //!
@@ -15,15 +17,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hdrhistogram::Histogram;
-
 use super::allocator;
 use super::catalog;
+use super::live::LiveDistribution;
 use crate::hot::cell::Kind;
 use crate::hot::exact::{self, Totals};
 use crate::hot::registry::{self, Labels, SeriesInfo};
 use crate::hot::sample::Sample;
 use crate::hot::spill::SpillTotals;
+use crate::report::distribution::bits_for_precision;
 use crate::report::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot};
 
 /// Running totals of one series.
@@ -42,7 +44,7 @@ struct SeriesAgg {
     min: f64,
     max: f64,
     /// Histograms only: weighted distribution and the carried remainder.
-    distribution: Option<Histogram<u64>>,
+    distribution: Option<LiveDistribution>,
     carry: f64,
     /// Health and allocation: Σ 1/p, Σ v/p and Σ v²/p of the samples
     /// drained (Σ 1/p also of those spilled) since the last `take_period`,
@@ -85,12 +87,9 @@ pub(crate) struct PeriodSeries {
 }
 
 impl SeriesAgg {
-    fn new(kind: Kind, sigfig: u8) -> Self {
-        let distribution = (kind == Kind::Histogram).then(|| {
-            let mut histogram = Histogram::new(sigfig).expect("sigfig validated by the builder");
-            histogram.auto(true);
-            histogram
-        });
+    fn new(kind: Kind, bits: u8, resolution: f64) -> Self {
+        let distribution =
+            (kind == Kind::Histogram).then(|| LiveDistribution::new(bits, resolution));
         Self {
             sum: 0.0,
             sum_var: 0.0,
@@ -119,22 +118,27 @@ impl SeriesAgg {
 pub(crate) struct Aggregator {
     infos: Vec<SeriesInfo>,
     series: Vec<SeriesAgg>,
-    sigfig: u8,
+    /// Histograms' mantissa bits (`2^bits` buckets per octave).
+    bits: u8,
     resolution: f64,
     /// Samples absorbed from rings.
     pub(crate) samples_recorded: u64,
-    /// Values the distribution could not hold.
+    /// Values the distribution could not hold (none since every value
+    /// the hot side accepts has a bucket; kept for the stats' sum).
     pub(crate) rejected: u64,
     /// Last `samples_spilled` seen: spills are collected only when it moved.
     dropped_seen: u64,
 }
 
 impl Aggregator {
-    pub(crate) fn new(sigfig: u8, resolution: f64) -> Self {
+    /// An aggregator whose histograms keep `precision` decimal digits
+    /// (see `report/distribution`) and count values below `resolution`
+    /// as 0.
+    pub(crate) fn new(precision: u8, resolution: f64) -> Self {
         Self {
             infos: Vec::new(),
             series: Vec::new(),
-            sigfig,
+            bits: bits_for_precision(precision),
             resolution,
             samples_recorded: 0,
             rejected: 0,
@@ -145,7 +149,8 @@ impl Aggregator {
     /// Learns series registered since the last call.
     fn sync(&mut self) {
         for info in registry::series_since(self.infos.len()) {
-            self.series.push(SeriesAgg::new(info.kind, self.sigfig));
+            self.series
+                .push(SeriesAgg::new(info.kind, self.bits, self.resolution));
             self.infos.push(info);
         }
     }
@@ -161,7 +166,6 @@ impl Aggregator {
         }
         self.samples_recorded += 1;
         let kind = self.infos[index].kind;
-        let resolution = self.resolution;
         let agg = &mut self.series[index];
         let p = f64::from(sample.inclusion_prob);
         let v = sample.value;
@@ -196,18 +200,8 @@ impl Aggregator {
         let whole = agg.carry as i64;
         agg.carry -= whole as f64;
         if whole >= 1 {
-            let whole = whole as u64;
             if let Some(distribution) = agg.distribution.as_mut() {
-                // The common resolution of 1 needs no division.
-                let scaled = if resolution == 1.0 { v } else { v / resolution };
-                let units = if scaled < 4_503_599_627_370_496.0 {
-                    (scaled + 0.5) as u64
-                } else {
-                    scaled as u64
-                };
-                if distribution.record_n(units, whole).is_err() {
-                    self.rejected += 1;
-                }
+                distribution.record_n(v, whole as u64);
             }
         }
     }
@@ -262,11 +256,12 @@ impl Aggregator {
     /// sampled series' probability is `1 − (1 − base_rate)^step`.
     pub(crate) fn series_snapshot(&mut self, base_rate: f64) -> Vec<SeriesSnapshot> {
         self.sync();
+        let (bits, resolution) = (self.bits, self.resolution);
         let descriptions = catalog::descriptions_now();
         let mut exact_totals = Vec::new();
         exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
         let mut out = Vec::with_capacity(self.infos.len());
-        for ((info, agg), totals) in self.infos.iter().zip(&self.series).zip(&exact_totals) {
+        for ((info, agg), totals) in self.infos.iter().zip(&mut self.series).zip(&exact_totals) {
             let cell = info.cell;
             let inclusion_prob = (info.kind != Kind::Gauge && !cell.is_exact())
                 .then(|| allocator::prob_of(base_rate, cell.step()));
@@ -275,9 +270,9 @@ impl Aggregator {
             let calls_upper_bound = inclusion_prob
                 .filter(|_| agg.samples == 0)
                 .map(|prob| 20f64.ln() / -(-prob).ln_1p());
+            let samples = agg.samples;
             let estimate = |value: f64, variance: f64, exact: bool| {
-                let mut estimate =
-                    Estimate::new(value, variance.max(0.0).sqrt(), exact, agg.samples);
+                let mut estimate = Estimate::new(value, variance.max(0.0).sqrt(), exact, samples);
                 estimate.calls_upper_bound = calls_upper_bound.filter(|_| !exact);
                 estimate
             };
@@ -307,10 +302,11 @@ impl Aggregator {
                 }
                 Kind::Histogram => {
                     let exact = !agg.inexact && (agg.samples > 0 || cell.is_exact());
+                    // Unchanged since the last snapshot: the same `Arc`.
                     let distribution = agg
                         .distribution
-                        .clone()
-                        .unwrap_or_else(|| Histogram::new(self.sigfig).expect("validated sigfig"));
+                        .get_or_insert_with(|| LiveDistribution::new(bits, resolution))
+                        .snapshot();
                     MetricValue::Histogram(HistogramSnapshot {
                         count: estimate(agg.count, agg.count_var, exact),
                         sum: estimate(agg.sum, agg.sum_var, exact),
@@ -318,8 +314,7 @@ impl Aggregator {
                         max: (agg.samples > 0).then_some(agg.max),
                         min_max_exact: exact,
                         samples: agg.samples,
-                        distribution: Arc::new(distribution),
-                        resolution: self.resolution,
+                        distribution,
                     })
                 }
             };
@@ -399,6 +394,16 @@ impl Aggregator {
         self.series
             .get(id.index())
             .map(|agg| [agg.sum, agg.sum_var, agg.count, agg.count_var])
+    }
+
+    /// Bytes held by the histograms' distributions (live and last
+    /// published; see `LiveDistribution::bytes`).
+    pub(crate) fn histogram_bytes(&self) -> u64 {
+        self.series
+            .iter()
+            .filter_map(|agg| agg.distribution.as_ref())
+            .map(|distribution| distribution.bytes() as u64)
+            .sum()
     }
 
     /// Exact calls recorded: cells' bases plus live threads' slots.

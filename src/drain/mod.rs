@@ -21,5 +21,6 @@ pub(crate) mod config;
 pub mod controller;
 pub(crate) mod flusher;
 pub(crate) mod health;
+pub(crate) mod live;
 pub(crate) mod shared;
 pub(crate) mod targeting;
