@@ -74,6 +74,33 @@ pub(crate) mod fixtures {
     use crate::report::distribution::{bits_for_precision, Distribution, DEFAULT_PRECISION};
     use crate::report::snapshot::{Estimate, HistogramSnapshot};
 
+    /// How far above a bucket bound a value may sit and still be counted
+    /// below it: the width of a bucket relative to its lowest value, at
+    /// the default precision (2⁻⁵).
+    pub(crate) fn placement_error() -> f64 {
+        (-f64::from(bits_for_precision(DEFAULT_PRECISION))).exp2()
+    }
+
+    /// Whether `value` sits just above `bound`, within the placement error:
+    /// the one case where it may be counted in the bucket `bound` closes.
+    pub(crate) fn near(value: f64, bound: f64) -> bool {
+        value > bound && value <= bound * (1.0 + placement_error())
+    }
+
+    /// 10⁴ seeded values log-uniform over 0.01 … 10⁵, with every default
+    /// boundary itself and values just either side of some.
+    pub(crate) fn spread_values(seed: u64) -> Vec<f64> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let (low, high) = (0.01f64.ln(), 1e5f64.ln());
+        let mut values: Vec<f64> = (0..10_000)
+            .map(|_| (low + (high - low) * rng.f64()).exp())
+            .collect();
+        for bound in super::DEFAULT_BOUNDARIES {
+            values.extend([bound, bound * 1.001, bound * 0.999, bound * 1.05]);
+        }
+        values
+    }
+
     /// A histogram holding `values`, each weighted `weight`, resolution
     /// 0.001, the default precision. Exact when `weight` is 1.
     pub(crate) fn histogram(values: &[f64], weight: u64) -> HistogramSnapshot {

@@ -11,6 +11,7 @@ mod engine;
 mod exact;
 mod faults;
 mod health;
+mod histograms;
 mod honesty;
 mod hostile;
 mod lifetime;
