@@ -92,6 +92,25 @@ fn fill_mixed_histograms(samples: u64) {
     }
 }
 
+/// 4096 values log-uniform over 1 … 10⁹ (seeded), for histograms whose
+/// samples land all over their 30 octaves.
+fn log_uniform_values() -> Vec<f64> {
+    let mut rng = fastrand::Rng::with_seed(0x10_9e9);
+    (0..4096).map(|_| (rng.f64() * 1e9f64.ln()).exp()).collect()
+}
+
+fn fill_mixed_log_uniform(samples: u64) {
+    let values = log_uniform_values();
+    let handles = mixed_handles(|index| {
+        hotmetrics::histogram("bench.drain.mixed_log_uniform")
+            .with_labels(&[("series", &index.to_string())])
+    });
+    for i in 0..samples {
+        let index = (i % 8) as usize;
+        handles[index].__push_sample(MIXED_PROBS[index], values[(i & 4095) as usize]);
+    }
+}
+
 /// Time to drain `iters` samples, pushed in batches (the pushing is not
 /// timed).
 fn drain_time(engine: &Engine, iters: u64, fill: fn(u64)) -> Duration {
@@ -123,6 +142,9 @@ fn criterion_groups(c: &mut criterion::Criterion) {
     });
     group.bench_function("histogram_samples_mixed_probs", |b| {
         b.iter_custom(|iters| drain_time(&engine, iters, fill_mixed_histograms))
+    });
+    group.bench_function("histogram_samples_mixed_probs_log_uniform", |b| {
+        b.iter_custom(|iters| drain_time(&engine, iters, fill_mixed_log_uniform))
     });
     group.finish();
     engine.shutdown().expect("shutdown");
@@ -236,6 +258,10 @@ fn main() {
                 "histogram, 8 series of mixed probabilities",
                 fill_mixed_histograms,
             ),
+            (
+                "histogram, 8 series of mixed probabilities, log-uniform 1 … 10⁹",
+                fill_mixed_log_uniform,
+            ),
         ];
         let rates: Vec<(&str, f64)> = cases
             .iter()
@@ -251,6 +277,12 @@ fn main() {
             "mixed ÷ one probability, ns per sample: counter {:.2}×, histogram {:.2}×",
             rates[0].1 / rates[2].1,
             rates[1].1 / rates[3].1
+        );
+        println!(
+            "histogram ÷ counter, ns per sample: one probability {:.2}×, mixed probabilities {:.2}× (values 0 … 1023), {:.2}× (log-uniform 1 … 10⁹)",
+            rates[0].1 / rates[1].1,
+            rates[2].1 / rates[3].1,
+            rates[2].1 / rates[4].1
         );
         settle();
     }

@@ -187,6 +187,7 @@ impl Distribution {
 
     /// The largest relative distance of a value from its bucket's
     /// midpoint, `2^−(bits+1)`.
+    #[cfg(test)]
     pub(crate) fn relative_error(&self) -> f64 {
         (-f64::from(self.bits) - 1.0).exp2()
     }
@@ -215,15 +216,15 @@ impl Distribution {
     #[inline]
     pub(crate) fn record_n(&mut self, value: f64, n: u64) {
         self.total = self.total.saturating_add(n);
-        // Also NaN and −0: nothing below 0 reaches the flusher.
-        if !(value >= self.resolution) {
+        if value >= self.resolution {
+            let index = self.index(value);
+            let slot = index.wrapping_sub(self.first) as usize;
+            if slot >= self.counts.len() || !self.counts.add(slot, n) {
+                self.record_slow(index, n);
+            }
+        } else {
+            // Also NaN and −0 (nothing below 0 reaches the flusher).
             self.zero = self.zero.saturating_add(n);
-            return;
-        }
-        let index = self.index(value);
-        let slot = index.wrapping_sub(self.first) as usize;
-        if slot >= self.counts.len() || !self.counts.add(slot, n) {
-            self.record_slow(index, n);
         }
     }
 

@@ -54,7 +54,10 @@ fn explicit_bucket_counts_are_exact_but_next_to_a_bound() {
         .iter()
         .filter(|v| bounds.iter().any(|bound| near(**v, *bound)))
         .count() as u64;
-    assert!(moved <= 2 * near_any, "{moved} moved, {near_any} near a bound");
+    assert!(
+        moved <= 2 * near_any,
+        "{moved} moved, {near_any} near a bound"
+    );
     assert!(placement_error() < 0.05);
 }
 
