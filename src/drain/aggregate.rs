@@ -45,7 +45,9 @@ struct SeriesAgg {
     max: f64,
     /// Histograms only: weighted distribution and the carried remainder.
     distribution: Option<LiveDistribution>,
-    carry: f64,
+    /// The fraction of a unit of weight carried to the next sample, in
+    /// units of 2⁻⁶⁴.
+    carry: u64,
     /// Health and allocation: Σ 1/p, Σ v/p and Σ v²/p of the samples
     /// drained (Σ 1/p also of those spilled) since the last `take_period`,
     /// and the exact-call count seen then.
@@ -62,6 +64,12 @@ struct SeriesAgg {
     last_prob: f32,
     last_weight: f64,
     last_var_factor: f64,
+    /// `last_weight` in 64.64 fixed point: its whole part and its
+    /// fraction in units of 2⁻⁶⁴ (rounded to nearest: off by at most
+    /// 2⁻⁶⁵ a sample, so the distribution's total drifts from Σ 1/p by
+    /// less than one in 10¹⁹ samples).
+    last_whole: u64,
+    last_fraction: u64,
 }
 
 /// What the allocator last decided for a series, for the snapshot.
@@ -100,7 +108,7 @@ impl SeriesAgg {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             distribution,
-            carry: 0.0,
+            carry: 0,
             period_weight: 0.0,
             period_value: 0.0,
             period_square: 0.0,
@@ -109,6 +117,8 @@ impl SeriesAgg {
             last_prob: 1.0,
             last_weight: 1.0,
             last_var_factor: 0.0,
+            last_whole: 1,
+            last_fraction: 0,
         }
     }
 }
@@ -165,7 +175,6 @@ impl Aggregator {
             }
         }
         self.samples_recorded += 1;
-        let kind = self.infos[index].kind;
         let agg = &mut self.series[index];
         let p = f64::from(sample.inclusion_prob);
         let v = sample.value;
@@ -175,6 +184,12 @@ impl Aggregator {
             agg.last_prob = sample.inclusion_prob;
             agg.last_weight = 1.0 / p;
             agg.last_var_factor = (1.0 - p) / (p * p);
+            // 1/p ≥ 1 and finite (p in (0, 1]); its fraction is exact in
+            // f64, and × 2⁶⁴ stays below 2⁶⁴.
+            let whole = agg.last_weight.floor();
+            agg.last_whole = whole as u64;
+            agg.last_fraction =
+                ((agg.last_weight - whole) * 18_446_744_073_709_551_616.0).round() as u64;
         }
         let (weight, var_factor) = (agg.last_weight, agg.last_var_factor);
         agg.samples += 1;
@@ -184,26 +199,28 @@ impl Aggregator {
         agg.inexact |= p < 1.0;
         agg.sum += v * weight;
         agg.sum_var += v * v * var_factor;
-        if kind != Kind::Histogram {
+        // Histograms (only they have a distribution).
+        let Some(distribution) = agg.distribution.as_mut() else {
             return;
-        }
+        };
         agg.count += weight;
         agg.count_var += var_factor;
-        agg.min = agg.min.min(v);
-        agg.max = agg.max.max(v);
-        agg.carry += weight;
-        // `carry` and `v` are never negative: truncation is `floor`, and
-        // `+ 0.5` then truncation is `round`, without a libm call each.
-        // Through `i64` (one instruction each way; `carry` stays far below
-        // 2^63), not `u64`, whose conversions are long sequences on the
-        // dependency chain that runs through `carry` from sample to sample.
-        let whole = agg.carry as i64;
-        agg.carry -= whole as f64;
-        if whole >= 1 {
-            if let Some(distribution) = agg.distribution.as_mut() {
-                distribution.record_n(v, whole as u64);
-            }
+        // Branches, rarely taken once the extremes are seen, rather than
+        // `f64::min`/`max` on two more chains through memory.
+        if v < agg.min {
+            agg.min = v;
         }
+        if v > agg.max {
+            agg.max = v;
+        }
+        // The fraction carried in fixed point: an integer add and its
+        // carry bit, where floating point put two conversions on the
+        // dependency chain that runs through `carry` from sample to sample.
+        let (carry, overflow) = agg.carry.overflowing_add(agg.last_fraction);
+        agg.carry = carry;
+        // At least 1 (1/p ≥ 1): no branch on it.
+        let whole = agg.last_whole + u64::from(overflow);
+        distribution.record_n(v, whole);
     }
 
     /// Collects spill totals if any producer spilled since the last look

@@ -21,13 +21,11 @@ pub(crate) struct LiveDistribution {
     /// Written by `record_n`; an empty placeholder (no allocation) while
     /// `lent`.
     live: Distribution,
-    /// The distribution the last snapshot holds; the same data as `live`
-    /// while `!changed`.
+    /// The distribution the last snapshot holds.
     published: Option<Arc<Distribution>>,
-    /// `live` was moved into `published` and comes back before a write.
+    /// `live` was moved into `published` and comes back before a write:
+    /// nothing was recorded since the last snapshot.
     lent: bool,
-    /// Something was recorded since the last snapshot.
-    changed: bool,
 }
 
 impl LiveDistribution {
@@ -36,24 +34,30 @@ impl LiveDistribution {
             live: Distribution::new(bits, resolution),
             published: None,
             lent: false,
-            changed: false,
         }
     }
 
     /// Adds `value` `n` times.
     #[inline]
     pub(crate) fn record_n(&mut self, value: f64, n: u64) {
+        // A lent distribution's placeholder has no window: every value
+        // takes the slow path, which takes the distribution back first.
+        if !self.live.try_record(value, n) {
+            self.record_slow(value, n);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_slow(&mut self, value: f64, n: u64) {
         if self.lent {
             self.reclaim();
         }
         self.live.record_n(value, n);
-        self.changed = true;
     }
 
     /// Takes the lent distribution back: without a copy if no snapshot
     /// holds it any more.
-    #[cold]
-    #[inline(never)]
     fn reclaim(&mut self) {
         debug_assert!(self.lent && self.published.is_some());
         if let Some(published) = self.published.take() {
@@ -72,14 +76,12 @@ impl LiveDistribution {
     /// snapshot's `Arc` if nothing changed since, else the live one, lent.
     pub(crate) fn snapshot(&mut self) -> Arc<Distribution> {
         match &self.published {
-            Some(published) if !self.changed => published.clone(),
+            Some(published) if self.lent => published.clone(),
             _ => {
-                debug_assert!(!self.lent, "a lent distribution is unchanged");
                 let empty = self.live.empty_like();
                 let published = Arc::new(std::mem::replace(&mut self.live, empty));
                 self.published = Some(published.clone());
                 self.lent = true;
-                self.changed = false;
                 published
             }
         }

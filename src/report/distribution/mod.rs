@@ -11,9 +11,11 @@
 //! `2^−(bits+1)` of every value in it (relative). One shift, no logarithm,
 //! no division.
 //!
-//! Values below the engine's `histogram_resolution` are counted in one zero
-//! bucket and read as 0 (the resolution is the smallest value told apart
-//! from 0).
+//! Values below the bucket of the engine's `histogram_resolution` are
+//! counted in one zero bucket and read as 0 (the resolution is, within a
+//! bucket, the smallest value told apart from 0). Their indices, and those
+//! of NaN and −0, fall outside the window of counts, so one bounds check
+//! sends them, new ranges and overflowing counts alike to the slow path.
 //!
 //! # Storage
 //!
@@ -85,13 +87,17 @@ impl Counts {
         }
     }
 
-    /// Adds `n` to `slot`; false (and nothing added) if the count would
-    /// not fit its width.
+    /// Adds `n` to `slot`; false (and nothing added) if `slot` is outside
+    /// the window or the count would not fit its width.
     #[inline]
     fn add(&mut self, slot: usize, n: u64) -> bool {
         #[inline]
-        fn bump<T: Copy + Into<u64> + TryFrom<u64>>(count: &mut T, n: u64) -> bool {
-            match T::try_from((*count).into().saturating_add(n)) {
+        fn bump<T: Copy + Into<u64> + TryFrom<u64>>(count: Option<&mut T>, n: u64) -> bool {
+            let Some(count) = count else {
+                return false;
+            };
+            // `n` is one sample's weight: the sum cannot wrap a u64.
+            match T::try_from((*count).into().wrapping_add(n)) {
                 Ok(sum) => {
                     *count = sum;
                     true
@@ -99,11 +105,17 @@ impl Counts {
                 Err(_) => false,
             }
         }
-        match self {
-            Counts::U8(counts) => bump(&mut counts[slot], n),
-            Counts::U16(counts) => bump(&mut counts[slot], n),
-            Counts::U32(counts) => bump(&mut counts[slot], n),
-            Counts::U64(counts) => bump(&mut counts[slot], n),
+        // The usual widths first, as branches rather than a jump table.
+        if let Counts::U8(counts) = self {
+            bump(counts.get_mut(slot), n)
+        } else if let Counts::U16(counts) = self {
+            bump(counts.get_mut(slot), n)
+        } else if let Counts::U32(counts) = self {
+            bump(counts.get_mut(slot), n)
+        } else if let Counts::U64(counts) = self {
+            bump(counts.get_mut(slot), n)
+        } else {
+            false
         }
     }
 
@@ -137,17 +149,21 @@ impl Counts {
 pub(crate) struct Distribution {
     /// Mantissa bits kept: `2^bits` buckets per octave; at most 20.
     bits: u8,
+    /// `52 − bits`: a bucket index is the value's bits shifted by it.
+    shift: u32,
     /// Values below it are counted in `zero`.
     resolution: f64,
-    /// Weighted count of values below `resolution` (and of NaN).
+    /// The bucket of `resolution`: values of lower buckets count in `zero`,
+    /// and the window never starts below it.
+    min_index: u32,
+    /// Weighted count of the values below `min_index`'s bucket (and of
+    /// NaN and −0).
     zero: u64,
-    /// Σ of every count, `zero` included.
-    total: u64,
-    /// Bucket index of `counts[0]`: a multiple of `2^bits` (the window
-    /// holds whole octaves). Meaningless while `counts` is empty.
+    /// Bucket index of `counts[0]`: the start of an octave, or
+    /// `min_index`, whichever is higher (the window holds whole octaves
+    /// but below the resolution). Meaningless while `counts` is empty.
     first: u32,
-    /// Counts of buckets `first .. first + counts.len()`; the length is a
-    /// multiple of `2^bits`.
+    /// Counts of buckets `first .. first + counts.len()`.
     counts: Counts,
     /// The same data as an HDR histogram, built only for the deprecated
     /// `HistogramSnapshot::distribution`.
@@ -161,9 +177,10 @@ impl Distribution {
         debug_assert!(bits <= 20, "{bits} mantissa bits: the index must fit a u32");
         Self {
             bits,
+            shift: 52 - u32::from(bits),
             resolution,
+            min_index: (resolution.to_bits() >> (52 - u32::from(bits))) as u32,
             zero: 0,
-            total: 0,
             first: 0,
             counts: Counts::U8(Box::default()),
             legacy: OnceLock::new(),
@@ -193,47 +210,61 @@ impl Distribution {
     }
 
     /// Σ of the counts.
+    ///
+    /// Summed when asked (one pass over the window), so that recording
+    /// does not keep one more running total.
     pub(crate) fn total(&self) -> u64 {
-        self.total
-    }
-
-    fn shift(&self) -> u32 {
-        52 - u32::from(self.bits)
+        let counted: u64 = match &self.counts {
+            Counts::U8(counts) => counts.iter().map(|count| u64::from(*count)).sum(),
+            Counts::U16(counts) => counts.iter().map(|count| u64::from(*count)).sum(),
+            Counts::U32(counts) => counts.iter().map(|count| u64::from(*count)).sum(),
+            Counts::U64(counts) => counts.iter().sum(),
+        };
+        self.zero + counted
     }
 
     /// Bucket index of `value` (≥ `resolution`).
     #[inline]
     fn index(&self, value: f64) -> u32 {
-        (value.to_bits() >> self.shift()) as u32
+        (value.to_bits() >> self.shift) as u32
     }
 
     /// Lowest value of bucket `index`.
     fn lower(&self, index: u32) -> f64 {
-        f64::from_bits(u64::from(index) << self.shift())
+        f64::from_bits(u64::from(index) << self.shift)
+    }
+
+    /// Adds `value` `n` times if its bucket is in the window and its count
+    /// stays within its width; false (nothing added) otherwise. The whole
+    /// of a drained sample's bucket work: values of the zero bucket, NaN
+    /// and −0 have indices outside the window too.
+    #[inline]
+    pub(crate) fn try_record(&mut self, value: f64, n: u64) -> bool {
+        let slot = self.index(value).wrapping_sub(self.first) as usize;
+        self.counts.add(slot, n)
     }
 
     /// Adds `value` `n` times.
     #[inline]
     pub(crate) fn record_n(&mut self, value: f64, n: u64) {
-        self.total = self.total.saturating_add(n);
-        if value >= self.resolution {
-            let index = self.index(value);
-            let slot = index.wrapping_sub(self.first) as usize;
-            if slot >= self.counts.len() || !self.counts.add(slot, n) {
-                self.record_slow(index, n);
-            }
-        } else {
-            // Also NaN and −0 (nothing below 0 reaches the flusher).
-            self.zero = self.zero.saturating_add(n);
+        if !self.try_record(value, n) {
+            self.record_slow(value, n);
         }
     }
 
-    /// Widens the window to `index`, or the counts to hold `n` more.
+    /// Counts `value` in the zero bucket, or widens the window to its
+    /// bucket, or the counts to hold `n` more.
     #[cold]
     #[inline(never)]
-    fn record_slow(&mut self, index: u32, n: u64) {
+    fn record_slow(&mut self, value: f64, n: u64) {
+        let index = self.index(value);
+        if index < self.min_index || value.is_nan() || value.is_sign_negative() {
+            self.zero = self.zero.saturating_add(n);
+            return;
+        }
         let octave = 1u32 << self.bits;
-        let (mut first, mut end) = (index & !(octave - 1), (index | (octave - 1)) + 1);
+        let mut first = (index & !(octave - 1)).max(self.min_index);
+        let mut end = (index | (octave - 1)) + 1;
         if self.counts.len() > 0 {
             first = first.min(self.first);
             end = end.max(self.first + self.counts.len() as u32);
@@ -273,10 +304,11 @@ impl Distribution {
     /// holding the `⌈q·total⌉`-th unit of weight (at least the first);
     /// `None` when empty.
     pub(crate) fn value_at_quantile(&self, q: f64) -> Option<f64> {
-        if self.total == 0 {
+        let total = self.total();
+        if total == 0 {
             return None;
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = self.zero;
         if seen >= rank {
             return Some(0.0);
