@@ -578,7 +578,7 @@ impl Builder {
             return Err(ConfigError::new(
                 "histogram_precision",
                 self.histogram_sigfig,
-                "1 to 5 significant digits",
+                "1 to 5 decimal digits",
             ));
         }
         if !(self.histogram_resolution.is_finite() && self.histogram_resolution > 0.0) {
