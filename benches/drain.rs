@@ -158,6 +158,9 @@ fn criterion_groups(c: &mut criterion::Criterion) {
     engine.shutdown().expect("shutdown");
 }
 
+/// A summary case: its name and what fills the rings for it.
+type Case = (&'static str, fn(u64));
+
 /// Drain throughput of each case, samples per second: one engine, the
 /// cases interleaved batch by batch so the machine's load falls on all of
 /// them alike, after one round left out (the flusher's first drain may
@@ -165,7 +168,7 @@ fn criterion_groups(c: &mut criterion::Criterion) {
 /// batches: on a shared machine a batch the scheduler interrupted reads
 /// 2–4× slower, so the lower quartile of many interleaved batches is
 /// closer to the cost of the code itself.
-fn throughputs(cases: &[(&str, fn(u64))]) -> Vec<(f64, f64)> {
+fn throughputs(cases: &[Case]) -> Vec<(f64, f64)> {
     let engine = quiet_engine();
     for (_, fill) in cases {
         drain_time(
