@@ -423,6 +423,16 @@ impl Aggregator {
             .sum()
     }
 
+    /// Bytes held by the distribution of series `id` (live and last
+    /// published), for tests.
+    #[cfg(test)]
+    pub(crate) fn histogram_bytes_of(&self, id: crate::hot::sample::MetricId) -> usize {
+        self.series
+            .get(id.index())
+            .and_then(|agg| agg.distribution.as_ref())
+            .map_or(0, LiveDistribution::bytes)
+    }
+
     /// Exact calls recorded: cells' bases plus live threads' slots.
     pub(crate) fn exact_calls(&self) -> u64 {
         let mut exact_totals = Vec::new();

@@ -114,8 +114,9 @@ fn bytes_of_every_copy(name: &str, inclusion_prob: f32) -> (usize, f64, u64) {
     assert!(!Arc::ptr_eq(&baseline.distribution, &served.distribution));
     let arc_header = 2 * std::mem::size_of::<usize>();
     // The aggregator's figure counts the live buckets and the served
-    // snapshot's; the baseline is one more copy.
-    let bytes = aggregator.histogram_bytes() as usize + baseline.distribution_bytes() + arc_header;
+    // snapshot's (of this series: the registry, and so the aggregator,
+    // also holds other tests' series); the baseline is one more copy.
+    let bytes = aggregator.histogram_bytes_of(id) + baseline.distribution_bytes() + arc_header;
     let weight = f64::from(inclusion_prob).recip();
     let total = aggregator.series_snapshot(0.03);
     (
