@@ -69,6 +69,9 @@ impl LiveDistribution {
                 }
             }
         }
+        // The deprecated HDR view a snapshot may have built goes stale with
+        // the first write.
+        self.live.forget_legacy();
         self.lent = false;
     }
 

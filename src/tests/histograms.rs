@@ -143,3 +143,18 @@ fn every_copy_of_a_series_over_one_to_a_billion_fits_8_kib() {
         );
     }
 }
+
+#[test]
+#[allow(deprecated)] // the HDR view is what is checked
+fn the_deprecated_hdr_view_follows_later_writes() {
+    let name = "histograms.legacy_view";
+    let id = series_id(name);
+    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    record(&mut aggregator, id, 1.0, 5.0);
+    let first = aggregator.series_snapshot(0.03);
+    assert_eq!(histogram(&first, name).distribution().0.len(), 1);
+    drop(first);
+    record(&mut aggregator, id, 1.0, 6.0);
+    let second = aggregator.series_snapshot(0.03);
+    assert_eq!(histogram(&second, name).distribution().0.len(), 2);
+}

@@ -358,6 +358,11 @@ impl Distribution {
         std::mem::size_of::<Self>() + self.counts.len() * self.counts.width() + legacy
     }
 
+    /// Drops the HDR view built by `legacy_histogram`, before a write.
+    pub(crate) fn forget_legacy(&mut self) {
+        self.legacy = OnceLock::new();
+    }
+
     /// The same data as a 3-significant-digit HDR histogram in units of
     /// the resolution, built on first use.
     pub(crate) fn legacy_histogram(&self) -> &Histogram<u64> {
