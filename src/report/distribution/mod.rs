@@ -211,7 +211,9 @@ impl Distribution {
         self.resolution
     }
 
-    /// Mantissa bits kept: `2^bits` buckets per octave.
+    /// Mantissa bits kept: `2^bits` buckets per octave (read by the OTLP
+    /// exporter's exponential buckets).
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn bits(&self) -> u8 {
         self.bits
     }
