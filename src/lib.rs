@@ -100,8 +100,8 @@
 //! ## What is public
 //!
 //! Everything a user needs is at the root or under [`export`] (and
-//! `otel` and `metrics_rs` with their features). `hdrhistogram`, which holds a histogram's
-//! weighted distribution, is not part of the API: read the distribution
+//! `otel` and `metrics_rs` with their features). A histogram's weighted distribution (log-linear
+//! buckets, `report/distribution`) is not part of the API: read it
 //! through [`HistogramSnapshot`]'s own methods. Three hidden paths exist: `__private` (what the macros expand
 //! to), `loom_api` (built only under `--cfg loom`, for the models) and
 //! `controller` (the rate policy's pure function and its inputs, kept

@@ -2,10 +2,12 @@
 //!
 //! * Counters and up-down counters: the Horvitz–Thompson total Σ v/p and its
 //!   unbiased variance estimate Σ v²(1−p)/p² (independent Bernoulli trials).
-//! * Histograms: the same for the count (v = 1) and the sum, and an
-//!   hdrhistogram holding the weighted distribution. A weight 1/p is rarely
-//!   whole; each series carries the fractional remainder into its next
-//!   sample, so the distribution's total stays within one of Σ 1/p.
+//! * Histograms: the same for the count (v = 1) and the sum, and
+//!   log-linear buckets holding the weighted distribution
+//!   (`report/distribution`), lent to snapshots without a copy (`live.rs`).
+//!   A weight 1/p is rarely whole; each series carries the fractional
+//!   remainder into its next sample, so the distribution's total stays
+//!   within one of Σ 1/p.
 //! * Spilled samples arrive as totals (see `spill.rs`) and add to the same
 //!   sums; they have no place in the distribution.
 //!
@@ -22,15 +24,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
 use super::allocator;
 use super::catalog;
+use super::live::LiveDistribution;
 use crate::hot::cell::Kind;
 use crate::hot::exact::{self, Totals};
 use crate::hot::registry::{self, Labels, SeriesInfo};
 use crate::hot::sample::Sample;
 use crate::hot::spill::SpillTotals;
+use crate::report::distribution::bits_for_precision;
 use crate::report::snapshot::{Estimate, HistogramSnapshot, MetricValue, SeriesSnapshot};
 
 /// Running totals of one series.
@@ -49,8 +51,10 @@ struct SeriesAgg {
     min: f64,
     max: f64,
     /// Histograms only: weighted distribution and the carried remainder.
-    distribution: Option<Histogram<u64>>,
-    carry: f64,
+    distribution: Option<LiveDistribution>,
+    /// The fraction of a unit of weight carried to the next sample, in
+    /// units of 2⁻⁶⁴.
+    carry: u64,
     /// Health and allocation: Σ 1/p, Σ v/p and Σ v²/p of the samples
     /// drained (Σ 1/p also of those spilled) since the last `take_period`,
     /// and the exact-call count seen then.
@@ -74,6 +78,12 @@ struct SeriesAgg {
     last_active: Instant,
     idle_samples: u64,
     idle_calls: u64,
+    /// `last_weight` in 64.64 fixed point: its whole part and its
+    /// fraction in units of 2⁻⁶⁴ (rounded to nearest: off by at most
+    /// 2⁻⁶⁵ a sample, so the distribution's total drifts from Σ 1/p by
+    /// less than one in 10¹⁹ samples).
+    last_whole: u64,
+    last_fraction: u64,
 }
 
 /// What the allocator last decided for a series, for the snapshot.
@@ -100,12 +110,9 @@ pub(crate) struct PeriodSeries {
 
 impl SeriesAgg {
     /// A series' totals from zero; a retired one holds no distribution.
-    fn new(kind: Kind, sigfig: u8, live: bool) -> Self {
-        let distribution = (live && kind == Kind::Histogram).then(|| {
-            let mut histogram = Histogram::new(sigfig).expect("sigfig validated by the builder");
-            histogram.auto(true);
-            histogram
-        });
+    fn new(kind: Kind, bits: u8, resolution: f64, live: bool) -> Self {
+        let distribution =
+            (live && kind == Kind::Histogram).then(|| LiveDistribution::new(bits, resolution));
         Self {
             sum: 0.0,
             sum_var: 0.0,
@@ -116,7 +123,7 @@ impl SeriesAgg {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             distribution,
-            carry: 0.0,
+            carry: 0,
             period_weight: 0.0,
             period_value: 0.0,
             period_square: 0.0,
@@ -129,6 +136,8 @@ impl SeriesAgg {
             last_active: Instant::now(),
             idle_samples: 0,
             idle_calls: 0,
+            last_whole: 1,
+            last_fraction: 0,
         }
     }
 }
@@ -138,11 +147,13 @@ impl SeriesAgg {
 pub(crate) struct Aggregator {
     infos: Vec<SeriesInfo>,
     series: Vec<SeriesAgg>,
-    sigfig: u8,
+    /// Histograms' mantissa bits (`2^bits` buckets per octave).
+    bits: u8,
     resolution: f64,
     /// Samples absorbed from rings.
     pub(crate) samples_recorded: u64,
-    /// Values the distribution could not hold.
+    /// Values the distribution could not hold (none since every value
+    /// the hot side accepts has a bucket; kept for the stats' sum).
     pub(crate) rejected: u64,
     /// Last `samples_spilled` seen: spills are collected only when it moved.
     dropped_seen: u64,
@@ -155,11 +166,14 @@ pub(crate) struct Aggregator {
 }
 
 impl Aggregator {
-    pub(crate) fn new(sigfig: u8, resolution: f64) -> Self {
+    /// An aggregator whose histograms keep `precision` decimal digits
+    /// (see `report/distribution`) and count values below `resolution`
+    /// as 0.
+    pub(crate) fn new(precision: u8, resolution: f64) -> Self {
         Self {
             infos: Vec::new(),
             series: Vec::new(),
-            sigfig,
+            bits: bits_for_precision(precision),
             resolution,
             samples_recorded: 0,
             rejected: 0,
@@ -177,13 +191,18 @@ impl Aggregator {
         let (new, restarted) = registry::sync(self.infos.len());
         for info in restarted {
             let index = info.cell.id().index();
-            self.series[index] = SeriesAgg::new(info.kind, self.sigfig, !info.cell.is_retired());
+            self.series[index] = SeriesAgg::new(
+                info.kind,
+                self.bits,
+                self.resolution,
+                !info.cell.is_retired(),
+            );
             self.infos[index] = info;
         }
         for info in new {
             let live = !info.cell.is_retired();
             self.series
-                .push(SeriesAgg::new(info.kind, self.sigfig, live));
+                .push(SeriesAgg::new(info.kind, self.bits, self.resolution, live));
             self.infos.push(info);
         }
     }
@@ -214,8 +233,6 @@ impl Aggregator {
             }
         }
         self.samples_recorded += 1;
-        let kind = self.infos[index].kind;
-        let resolution = self.resolution;
         let agg = &mut self.series[index];
         let p = f64::from(sample.inclusion_prob);
         let v = sample.value;
@@ -225,6 +242,12 @@ impl Aggregator {
             agg.last_prob = sample.inclusion_prob;
             agg.last_weight = 1.0 / p;
             agg.last_var_factor = (1.0 - p) / (p * p);
+            // 1/p ≥ 1 and finite (p in (0, 1]); its fraction is exact in
+            // f64, and × 2⁶⁴ stays below 2⁶⁴.
+            let whole = agg.last_weight.floor();
+            agg.last_whole = whole as u64;
+            agg.last_fraction =
+                ((agg.last_weight - whole) * 18_446_744_073_709_551_616.0).round() as u64;
         }
         let (weight, var_factor) = (agg.last_weight, agg.last_var_factor);
         agg.samples += 1;
@@ -234,36 +257,28 @@ impl Aggregator {
         agg.inexact |= p < 1.0;
         agg.sum += v * weight;
         agg.sum_var += v * v * var_factor;
-        if kind != Kind::Histogram {
+        // Histograms (only they have a distribution).
+        let Some(distribution) = agg.distribution.as_mut() else {
             return;
-        }
+        };
         agg.count += weight;
         agg.count_var += var_factor;
-        agg.min = agg.min.min(v);
-        agg.max = agg.max.max(v);
-        agg.carry += weight;
-        // `carry` and `v` are never negative: truncation is `floor`, and
-        // `+ 0.5` then truncation is `round`, without a libm call each.
-        // Through `i64` (one instruction each way; `carry` stays far below
-        // 2^63), not `u64`, whose conversions are long sequences on the
-        // dependency chain that runs through `carry` from sample to sample.
-        let whole = agg.carry as i64;
-        agg.carry -= whole as f64;
-        if whole >= 1 {
-            let whole = whole as u64;
-            if let Some(distribution) = agg.distribution.as_mut() {
-                // The common resolution of 1 needs no division.
-                let scaled = if resolution == 1.0 { v } else { v / resolution };
-                let units = if scaled < 4_503_599_627_370_496.0 {
-                    (scaled + 0.5) as u64
-                } else {
-                    scaled as u64
-                };
-                if distribution.record_n(units, whole).is_err() {
-                    self.rejected += 1;
-                }
-            }
+        // Branches, rarely taken once the extremes are seen, rather than
+        // `f64::min`/`max` on two more chains through memory.
+        if v < agg.min {
+            agg.min = v;
         }
+        if v > agg.max {
+            agg.max = v;
+        }
+        // The fraction carried in fixed point: an integer add and its
+        // carry bit, where floating point put two conversions on the
+        // dependency chain that runs through `carry` from sample to sample.
+        let (carry, overflow) = agg.carry.overflowing_add(agg.last_fraction);
+        agg.carry = carry;
+        // At least 1 (1/p ≥ 1): no branch on it.
+        let whole = agg.last_whole + u64::from(overflow);
+        distribution.record_n(v, whole);
     }
 
     /// Collects spill totals if any producer spilled since the last look
@@ -318,11 +333,12 @@ impl Aggregator {
     /// sampled series' probability is `1 − (1 − base_rate)^step`.
     pub(crate) fn series_snapshot(&mut self, base_rate: f64) -> Vec<SeriesSnapshot> {
         self.sync();
+        let (bits, resolution) = (self.bits, self.resolution);
         let descriptions = catalog::descriptions_now();
         let mut exact_totals = Vec::new();
         exact::totals_by_id(self.infos.iter().map(|info| info.cell), &mut exact_totals);
         let mut out = Vec::with_capacity(self.infos.len());
-        for ((info, agg), totals) in self.infos.iter().zip(&self.series).zip(&exact_totals) {
+        for ((info, agg), totals) in self.infos.iter().zip(&mut self.series).zip(&exact_totals) {
             if !agg.live {
                 continue;
             }
@@ -334,9 +350,9 @@ impl Aggregator {
             let calls_upper_bound = inclusion_prob
                 .filter(|_| agg.samples == 0)
                 .map(|prob| 20f64.ln() / -(-prob).ln_1p());
+            let samples = agg.samples;
             let estimate = |value: f64, variance: f64, exact: bool| {
-                let mut estimate =
-                    Estimate::new(value, variance.max(0.0).sqrt(), exact, agg.samples);
+                let mut estimate = Estimate::new(value, variance.max(0.0).sqrt(), exact, samples);
                 estimate.calls_upper_bound = calls_upper_bound.filter(|_| !exact);
                 estimate
             };
@@ -366,10 +382,11 @@ impl Aggregator {
                 }
                 Kind::Histogram => {
                     let exact = !agg.inexact && (agg.samples > 0 || cell.is_exact());
+                    // Unchanged since the last snapshot: the same `Arc`.
                     let distribution = agg
                         .distribution
-                        .clone()
-                        .unwrap_or_else(|| Histogram::new(self.sigfig).expect("validated sigfig"));
+                        .get_or_insert_with(|| LiveDistribution::new(bits, resolution))
+                        .snapshot();
                     MetricValue::Histogram(HistogramSnapshot {
                         count: estimate(agg.count, agg.count_var, exact),
                         sum: estimate(agg.sum, agg.sum_var, exact),
@@ -377,8 +394,7 @@ impl Aggregator {
                         max: (agg.samples > 0).then_some(agg.max),
                         min_max_exact: exact,
                         samples: agg.samples,
-                        distribution: Arc::new(distribution),
-                        resolution: self.resolution,
+                        distribution,
                     })
                 }
             };
@@ -465,6 +481,26 @@ impl Aggregator {
             .map(|agg| [agg.sum, agg.sum_var, agg.count, agg.count_var])
     }
 
+    /// Bytes held by the histograms' distributions (live and last
+    /// published; see `LiveDistribution::bytes`).
+    pub(crate) fn histogram_bytes(&self) -> u64 {
+        self.series
+            .iter()
+            .filter_map(|agg| agg.distribution.as_ref())
+            .map(|distribution| distribution.bytes() as u64)
+            .sum()
+    }
+
+    /// Bytes held by the distribution of series `id` (live and last
+    /// published), for tests.
+    #[cfg(test)]
+    pub(crate) fn histogram_bytes_of(&self, id: crate::hot::sample::MetricId) -> usize {
+        self.series
+            .get(id.index())
+            .and_then(|agg| agg.distribution.as_ref())
+            .map_or(0, LiveDistribution::bytes)
+    }
+
     /// Exact calls recorded: cells' bases plus live threads' slots, and
     /// those of series retired since.
     pub(crate) fn exact_calls(&self) -> u64 {
@@ -511,7 +547,8 @@ impl Aggregator {
             // it: counted, not exported.
             self.retired_values += before.calls.saturating_sub(agg.idle_calls);
             self.retired_exact_calls = self.retired_exact_calls.wrapping_add(before.calls);
-            self.series[index] = SeriesAgg::new(self.infos[index].kind, self.sigfig, false);
+            self.series[index] =
+                SeriesAgg::new(self.infos[index].kind, self.bits, self.resolution, false);
         }
         retired.len()
     }

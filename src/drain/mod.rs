@@ -22,5 +22,6 @@ pub mod controller;
 pub(crate) mod flusher;
 pub(crate) mod health;
 pub(crate) mod idle;
+pub(crate) mod live;
 pub(crate) mod shared;
 pub(crate) mod targeting;

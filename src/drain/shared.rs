@@ -112,6 +112,7 @@ impl Shared {
         stats.exact_calls = aggregator.exact_calls();
         stats.drain_lag = self.health.since_last_drain();
         stats.max_drain_gap = self.health.max_drain_gap();
+        stats.histogram_bytes = aggregator.histogram_bytes();
         stats
     }
 }

@@ -1,7 +1,7 @@
-//! Re-bucketing the engine's weighted HDR histograms into explicit
+//! Re-bucketing the engine's weighted log-linear histograms into explicit
 //! buckets, shared by the OTLP and Prometheus exporters.
 //!
-//! Every histogram series holds a weighted hdrhistogram (each sample counted
+//! Every histogram series holds a weighted distribution (each sample counted
 //! about 1/p times) whose total is scaled to the series' estimated count, so
 //! samples that spilled (counted, but without a place in the distribution)
 //! are spread in proportion. From it we compute fractional *masses* per
@@ -9,7 +9,7 @@
 //! then round to the integers both formats require, with the
 //! largest-remainder method so the buckets sum exactly to the rounded count.
 //!
-//! A value is placed by the lowest value of its HDR bucket, so a value
+//! A value is placed by the lowest value of its bucket, so a value
 //! recorded exactly on a boundary (5.0 with bound 5) lands in the bucket
 //! that bound closes, as the `(lower, upper]` buckets of OpenTelemetry and
 //! Prometheus (`le`) want.
@@ -71,18 +71,42 @@ pub(crate) fn round_preserving_total(masses: &[f64]) -> (Vec<u64>, u64) {
 pub(crate) mod fixtures {
     use std::sync::Arc;
 
-    use hdrhistogram::Histogram;
-
+    use crate::report::distribution::{bits_for_precision, Distribution, DEFAULT_PRECISION};
     use crate::report::snapshot::{Estimate, HistogramSnapshot};
 
+    /// How far above a bucket bound a value may sit and still be counted
+    /// below it: the width of a bucket relative to its lowest value, at
+    /// the default precision (2⁻⁵).
+    pub(crate) fn placement_error() -> f64 {
+        (-f64::from(bits_for_precision(DEFAULT_PRECISION))).exp2()
+    }
+
+    /// Whether `value` sits just above `bound`, within the placement error:
+    /// the one case where it may be counted in the bucket `bound` closes.
+    pub(crate) fn near(value: f64, bound: f64) -> bool {
+        value > bound && value <= bound * (1.0 + placement_error())
+    }
+
+    /// 10⁴ seeded values log-uniform over 0.01 … 10⁵, with every default
+    /// boundary itself and values just either side of some.
+    pub(crate) fn spread_values(seed: u64) -> Vec<f64> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let (low, high) = (0.01f64.ln(), 1e5f64.ln());
+        let mut values: Vec<f64> = (0..10_000)
+            .map(|_| (low + (high - low) * rng.f64()).exp())
+            .collect();
+        for bound in super::DEFAULT_BOUNDARIES {
+            values.extend([bound, bound * 1.001, bound * 0.999, bound * 1.05]);
+        }
+        values
+    }
+
     /// A histogram holding `values`, each weighted `weight`, resolution
-    /// 0.001, three significant digits. Exact when `weight` is 1.
+    /// 0.001, the default precision. Exact when `weight` is 1.
     pub(crate) fn histogram(values: &[f64], weight: u64) -> HistogramSnapshot {
-        let mut distribution = Histogram::<u64>::new(3).expect("valid sigfig");
+        let mut distribution = Distribution::new(bits_for_precision(DEFAULT_PRECISION), 0.001);
         for value in values {
-            distribution
-                .record_n((value / 0.001).round() as u64, weight)
-                .expect("auto-resizing histogram");
+            distribution.record_n(*value, weight);
         }
         let count = (values.len() as u64 * weight) as f64;
         let sum = values.iter().sum::<f64>() * weight as f64;
@@ -95,7 +119,6 @@ pub(crate) mod fixtures {
             min_max_exact: exact,
             samples: values.len() as u64,
             distribution: Arc::new(distribution),
-            resolution: 0.001,
         }
     }
 }

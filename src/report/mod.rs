@@ -8,6 +8,7 @@
 //! [`Stats`]: stats::Stats
 //! [`Health`]: health::Health
 
+pub(crate) mod distribution;
 pub(crate) mod health;
 pub(crate) mod snapshot;
 pub(crate) mod stats;

@@ -23,6 +23,7 @@ use crate::hot::rate::RateCell;
 use crate::hot::registry;
 use crate::hot::sample::{MetricId, Sample};
 use crate::hot::sampler::Sampler;
+use crate::report::distribution::DEFAULT_PRECISION;
 
 /// z for a two-sided 95 % interval.
 const Z95: f64 = 1.96;
@@ -91,7 +92,7 @@ fn covers(estimate: f64, variance: f64, truth: f64) -> bool {
 fn nominal_95_percent_intervals_cover_the_truth_in_93_to_97_percent_of_1000_trials() {
     let counter = series_id("honesty.trial_counter", Kind::Counter);
     let histogram = series_id("honesty.trial_histogram", Kind::Histogram);
-    let mut aggregator = Aggregator::new(3, 0.001);
+    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
     let mut coverage = Coverage::default();
     let mut rng = fastrand::Rng::with_seed(0x0b5e_55ed);
     let mut rates_seen = (f32::MAX, f32::MIN);
@@ -215,7 +216,7 @@ const QUANTILE_BOUNDS: [(f64, f64); 5] = [
 
 fn check_quantiles(name: &str, mut draw: impl FnMut(&mut fastrand::Rng) -> f64, seed: u64) {
     let id = series_id(name, Kind::Histogram);
-    let mut aggregator = Aggregator::new(3, 0.001);
+    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
     let rate = RateCell::new(0.03);
     let sampler = Sampler::with_seed(seed);
     let mut rng = fastrand::Rng::with_seed(seed);

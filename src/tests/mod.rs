@@ -13,6 +13,7 @@ mod engine;
 mod exact;
 mod faults;
 mod health;
+mod histograms;
 mod honesty;
 mod hostile;
 mod idle;

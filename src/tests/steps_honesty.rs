@@ -24,6 +24,7 @@ use crate::hot::rate::RateCell;
 use crate::hot::registry;
 use crate::hot::sample::{MetricId, Sample};
 use crate::hot::sampler::Sampler;
+use crate::report::distribution::DEFAULT_PRECISION;
 
 const Z95: f64 = 1.96;
 const TRIALS: u64 = 1000;
@@ -98,7 +99,7 @@ fn per_series_steps_keep_95_percent_intervals_honest_in_every_class() {
             (id(Kind::Counter, "counter"), id(Kind::Histogram, "latency"))
         })
         .collect();
-    let mut aggregator = Aggregator::new(3, 0.001);
+    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
     let mut rng = fastrand::Rng::with_seed(0x1234);
     let mut tallies = [Tally::default(); 3];
     for trial in 0..TRIALS {

@@ -34,6 +34,7 @@ use crate::hot::rate::RateCell;
 use crate::hot::registry;
 use crate::hot::sample::{MetricId, Sample};
 use crate::hot::sampler::Sampler;
+use crate::report::distribution::DEFAULT_PRECISION;
 
 const Z95: f64 = 1.96;
 const TRIALS: u32 = 1000;
@@ -181,8 +182,9 @@ fn summed_variances_give_honest_intervals_for_sums_across_instances() {
         series_id("summed.trial_counter", Kind::Counter),
         series_id("summed.trial_histogram", Kind::Histogram),
     );
-    let mut instances: Vec<Aggregator> =
-        (0..INSTANCES).map(|_| Aggregator::new(3, 0.001)).collect();
+    let mut instances: Vec<Aggregator> = (0..INSTANCES)
+        .map(|_| Aggregator::new(DEFAULT_PRECISION, 0.001))
+        .collect();
     let mut rng = fastrand::Rng::with_seed(0x05ee_d50f_1a57);
     let mut coverage = Coverage::default();
     let (mut fewest_samples, mut all_samples) = (u64::MAX, 0u64);

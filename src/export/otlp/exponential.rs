@@ -1,9 +1,10 @@
-//! Base-2 exponential buckets from the engine's HDR histograms.
+//! Base-2 exponential buckets from the engine's log-linear histograms.
 //!
 //! Bucket `i` at scale `s` covers `(base^i, base^(i+1)]`, `base =
-//! 2^(2^-s)`. Placement starts at the finest scale the HDR precision
-//! supports (exponential buckets no narrower than HDR's relative bucket
-//! width: scale 9 for three significant digits), and pairs are merged
+//! 2^(2^-s)`. Placement starts at the finest scale the histogram's
+//! precision supports (exponential buckets no narrower than its widest
+//! relative bucket: scale 4 for 2⁵ buckets per octave, the default; scale
+//! 7 for 2⁸, `histogram_precision(3)`), and pairs are merged
 //! (`index >> 1`, one scale down) until the occupied range fits the bucket
 //! limit, as the specification's downscaling does. Masses are fractional
 //! until the very end (see `rebucket.rs`), so a delta is the bucket-wise
@@ -17,14 +18,13 @@ use crate::report::snapshot::HistogramSnapshot;
 /// The finest scale OpenTelemetry allows.
 const MAX_SCALE: i32 = 20;
 
-/// The finest useful scale for HDR data kept with `sigfig` significant
-/// digits: exponential buckets no narrower than the HDR buckets.
-pub(crate) fn scale_for_sigfig(sigfig: u8) -> i32 {
-    // HDR keeps 2^ceil(log2(2·10^sigfig)) sub-buckets per power of two, half
-    // of them distinct: its relative width is 2 / sub_buckets. An
-    // exponential bucket at scale s is ≈ ln 2 · 2^-s wide.
-    let sub_buckets = (2.0 * 10f64.powi(i32::from(sigfig))).log2().ceil();
-    let relative_width = 2.0 / sub_buckets.exp2();
+/// The finest useful scale for a distribution with `2^bits` buckets per
+/// octave: exponential buckets no narrower than its buckets.
+pub(crate) fn scale_for_bits(bits: u8) -> i32 {
+    // A log-linear bucket is at most 2^-bits of its lowest value wide (at
+    // the bottom of an octave). An exponential bucket at scale s is
+    // ≈ ln 2 · 2^-s wide.
+    let relative_width = (-f64::from(bits)).exp2();
     let scale = (std::f64::consts::LN_2 / relative_width).log2().floor() as i32;
     scale.clamp(0, MAX_SCALE)
 }
@@ -118,10 +118,12 @@ mod tests {
 
     #[test]
     fn scale_follows_precision() {
-        assert_eq!(scale_for_sigfig(1), 3);
-        assert_eq!(scale_for_sigfig(2), 6);
-        assert_eq!(scale_for_sigfig(3), 9);
-        assert_eq!(scale_for_sigfig(5), 16);
+        use crate::report::distribution::bits_for_precision;
+        let scale = |digits| scale_for_bits(bits_for_precision(digits));
+        assert_eq!(scale(1), 1);
+        assert_eq!(scale(2), 4);
+        assert_eq!(scale(3), 7);
+        assert_eq!(scale(5), 14);
     }
 
     #[test]
@@ -133,7 +135,7 @@ mod tests {
         assert_eq!(exponential_index(1.0, 3), -1);
         assert_eq!(exponential_index(0.5, 0), -2);
         let h = histogram(&[0.0, 1.0, 3.0, 1000.0, 1_000_000.0], 1);
-        let masses = exponential_masses(&h, scale_for_sigfig(3)).fit(8);
+        let masses = exponential_masses(&h, scale_for_bits(5)).fit(8);
         let (offset, dense) = masses.dense();
         assert!(dense.len() <= 8, "{masses:?}");
         assert_eq!(masses.scale, -2);

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::delta::{counter_delta, variance_delta};
-use super::exponential::{exponential_masses, scale_for_sigfig};
+use super::exponential::{exponential_masses, scale_for_bits};
 use crate::export::rebucket::{explicit_masses, round_preserving_total};
 use crate::report::snapshot::{Estimate, HistogramSnapshot};
 
@@ -100,7 +100,7 @@ impl<'a> HistogramView<'a> {
         start: u64,
         now: u64,
     ) -> ExponentialHistogramDataPoint {
-        let scale = scale_for_sigfig(self.current.weighted_distribution().0.sigfig());
+        let scale = scale_for_bits(self.current.distribution.bits());
         let mut masses = exponential_masses(self.current, scale);
         if let Some(accepted) = self.accepted {
             masses = masses.minus(&exponential_masses(accepted, scale));

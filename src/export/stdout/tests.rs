@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use hdrhistogram::Histogram;
+use crate::report::distribution::Distribution;
 
 use crate::report::snapshot::{Estimate, HistogramSnapshot};
 use crate::report::stats::Stats;
@@ -18,9 +18,9 @@ fn series(name: &str, value: MetricValue) -> SeriesSnapshot {
 fn snapshot() -> Snapshot {
     let mut unseen = Estimate::new(0.0, 0.0, false, 0);
     unseen.calls_upper_bound = Some(299.6);
-    let mut distribution = Histogram::<u64>::new(3).unwrap();
-    distribution.record_n(3000, 50).unwrap();
-    distribution.record_n(40000, 50).unwrap();
+    let mut distribution = Distribution::new(5, 0.001);
+    distribution.record_n(3.0, 50);
+    distribution.record_n(40.0, 50);
     let latency = HistogramSnapshot {
         count: Estimate::new(100.0, 12.5, false, 2),
         sum: Estimate::new(2150.0, 700.0, false, 2),
@@ -29,7 +29,6 @@ fn snapshot() -> Snapshot {
         min_max_exact: false,
         samples: 2,
         distribution: Arc::new(distribution),
-        resolution: 0.001,
     };
     Snapshot {
         series: vec![

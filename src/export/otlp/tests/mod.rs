@@ -2,6 +2,7 @@
 //! from the environment, the whole path through a loopback collector, and
 //! the collector misbehaving (errors, throttling, slowness, absence).
 
+mod buckets;
 mod collector;
 mod config;
 mod faults;

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+mod buckets;
 mod parse;
 mod slow_clients;
 mod variance;
