@@ -142,7 +142,16 @@ fn run(seed: u64) {
         (3_000.0..=40_000.0).contains(&samples_per_window),
         "about 10⁴ samples per window, not {samples_per_window:.0}"
     );
-    assert!(prob <= 0.01, "sparse: π = {prob}");
+    // Sparse: never near recording everything, and at most 1 % once the
+    // hot counter makes millions of calls per window (a debug build on a
+    // machine busy with other work may make fewer, and then needs more).
+    assert!(prob <= 0.05, "sparse: π = {prob}");
+    if calls_per_window > 4e6 {
+        assert!(
+            prob <= 0.01,
+            "sparse: π = {prob} at {calls_per_window:.2e} calls per window"
+        );
+    }
     if calls_per_window > 1.2e7 {
         assert!(
             prob <= 1e-3,

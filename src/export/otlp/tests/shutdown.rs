@@ -13,6 +13,12 @@ use crate::test_support::engine_lock;
 /// The engine's default `shutdown_timeout`.
 const BUDGET: Duration = Duration::from_secs(5);
 
+/// What a loaded machine may add to `shutdown()` past its budget: the
+/// export thread's last attempt ends inside the budget, then it must be
+/// scheduled to report and be joined (45 ms was seen with every core busy
+/// with other builds).
+const SCHEDULING_SLACK: Duration = Duration::from_millis(250);
+
 /// Refuses the first three requests with 503, then accepts.
 fn three_refusals() -> Collector {
     Collector::start(|n| {
@@ -79,7 +85,10 @@ fn the_final_export_fits_its_retries_into_the_budget() {
         timeline(&received, began, "final.orders")
     );
     outcome.expect("the final totals are accepted within the shutdown budget");
-    assert!(took < BUDGET, "shutdown returned after {took:?}");
+    assert!(
+        took < BUDGET + SCHEDULING_SLACK,
+        "shutdown returned after {took:?}"
+    );
     assert_eq!(received.len(), 4, "three refusals, then accepted");
     let last = &received[3];
     assert_eq!(last.status, 200);
@@ -120,7 +129,10 @@ fn shutdown_interrupts_the_backoff_and_sends_the_final_totals() {
         timeline(&received, began, "backoff.orders")
     );
     outcome.expect("the final totals are accepted within the shutdown budget");
-    assert!(took < BUDGET, "shutdown returned after {took:?}");
+    assert!(
+        took < BUDGET + SCHEDULING_SLACK,
+        "shutdown returned after {took:?}"
+    );
 
     let after: Vec<&Received> = received.iter().filter(|r| r.at >= began).collect();
     assert!(!after.is_empty(), "requests after shutdown() was called");
@@ -192,7 +204,10 @@ fn every_exporter_gets_the_final_snapshot_at_once() {
         timeline(&received, began, "both.orders")
     );
     outcome.expect("both final exports succeed");
-    assert!(took < BUDGET, "shutdown returned after {took:?}");
+    assert!(
+        took < BUDGET + SCHEDULING_SLACK,
+        "shutdown returned after {took:?}"
+    );
     let after: Vec<&Received> = received.iter().filter(|r| r.at >= began).collect();
     let first = after.first().expect("a request after shutdown began");
     assert!(
