@@ -12,8 +12,8 @@ use super::cache::KeyCache;
 use super::series::{self, FacadeKey, Series};
 use crate::drain::catalog;
 use crate::error::RegistrationError;
-use crate::hot::cell::{Kind, SeriesCell};
-use crate::hot::registry;
+use crate::hot::cell::Kind;
+use crate::hot::registry::{self, SeriesRef};
 
 /// Slots of the process-wide key cache: it caches three quarters as many
 /// keys (6144), 64 KiB of pointers.
@@ -173,15 +173,21 @@ fn register_slow(kind: Kind, key: &Key, hash: u64) -> Arc<Series> {
     }
 }
 
+/// [`resolve`], for the tests of `Series`.
+#[cfg(test)]
+pub(super) fn resolve_for_tests(kind: Kind, key: &Key) -> Option<SeriesRef> {
+    resolve(kind, key)
+}
+
 /// Resolves `key` to its series in the registry; `None` (logged and
 /// counted) when it is refused.
-fn resolve(kind: Kind, key: &Key) -> Option<&'static SeriesCell> {
+fn resolve(kind: Kind, key: &Key) -> Option<SeriesRef> {
     let labels: Vec<(Arc<str>, Arc<str>)> = key
         .labels()
         .map(|label| (Arc::from(label.key()), Arc::from(label.value())))
         .collect();
-    match registry::series(key.name(), kind, &labels) {
-        Ok(cell) => Some(cell),
+    match registry::resolve(key.name(), kind, &labels) {
+        Ok(series) => Some(series),
         Err(error) => {
             let counter = match error {
                 RegistrationError::KindConflict { .. } => &REFUSED_KIND_CONFLICT,

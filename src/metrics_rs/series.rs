@@ -18,6 +18,7 @@ use metrics::{CounterFn, GaugeFn, HistogramFn, Key};
 
 use super::cache::Entry;
 use crate::hot::cell::{Kind, SeriesCell};
+use crate::hot::registry::SeriesRef;
 use crate::hot::pipeline;
 use crate::hot::record;
 
@@ -25,20 +26,30 @@ use crate::hot::record;
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct Series {
-    /// `None` when the key was refused: calls do nothing.
-    pub(crate) cell: Option<&'static SeriesCell>,
+    /// `None` when the key was refused: calls do nothing. Held (counted
+    /// in the cell's holders) for as long as this `Series` lives, so an
+    /// idle series it names is retired and revived, and its cell reused
+    /// once no `Series` of it is left (see `registry.rs`, "Idle series").
+    pub(crate) cell: Option<SeriesRef>,
+}
+
+impl Series {
+    #[inline]
+    pub(crate) fn cell(&self) -> Option<&'static SeriesCell> {
+        self.cell.as_ref().map(SeriesRef::cell)
+    }
 }
 
 impl CounterFn for Series {
     #[inline]
     fn increment(&self, value: u64) {
-        if let Some(cell) = self.cell {
+        if let Some(cell) = self.cell() {
             record::handle(cell, false, value);
         }
     }
 
     fn absolute(&self, value: u64) {
-        let Some(cell) = self.cell else {
+        let Some(cell) = self.cell() else {
             return;
         };
         if !pipeline::is_active() {
@@ -53,19 +64,19 @@ impl CounterFn for Series {
 
 impl GaugeFn for Series {
     fn increment(&self, value: f64) {
-        if let Some(cell) = self.cell {
+        if let Some(cell) = self.cell() {
             record::gauge_add(cell, value);
         }
     }
 
     fn decrement(&self, value: f64) {
-        if let Some(cell) = self.cell {
+        if let Some(cell) = self.cell() {
             record::gauge_add(cell, -value);
         }
     }
 
     fn set(&self, value: f64) {
-        if let Some(cell) = self.cell {
+        if let Some(cell) = self.cell() {
             if pipeline::is_active() {
                 record::exact(cell, value);
             }
@@ -76,13 +87,13 @@ impl GaugeFn for Series {
 impl HistogramFn for Series {
     #[inline]
     fn record(&self, value: f64) {
-        if let Some(cell) = self.cell {
+        if let Some(cell) = self.cell() {
             record::handle(cell, false, value);
         }
     }
 
     fn record_many(&self, value: f64, count: usize) {
-        if let Some(cell) = self.cell {
+        if let Some(cell) = self.cell() {
             // `count` calls, each its own trial: the estimate's count and
             // variance are those of `count` separate records.
             for _ in 0..count {
@@ -146,7 +157,7 @@ fn first_on_thread(
     own[index]
         .get_or_insert_with(|| {
             Arc::new(Series {
-                cell: entry.value.cell,
+                cell: entry.value.cell.clone(),
             })
         })
         .clone()

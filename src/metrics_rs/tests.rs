@@ -12,7 +12,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use super::recorder::Recorder;
 use super::stats;
 use crate::test_support::engine_lock;
-use crate::Engine;
+use crate::{Engine, Kind};
 
 /// An engine at one fixed rate for every sampled series.
 fn engine(rate: f64) -> Engine {
@@ -337,8 +337,38 @@ fn each_thread_clones_its_own_arc() {
     // The other thread exited: its table let go of its reference.
     assert_eq!(Arc::strong_count(&other), 1);
     assert_eq!(
-        first.cell.map(|cell| cell.id()),
-        other.cell.map(|cell| cell.id()),
+        first.cell().map(|cell| cell.id()),
+        other.cell().map(|cell| cell.id()),
         "one series"
     );
+}
+
+/// A facade series counts as a holder of its cell only while a `Series`
+/// of it lives: one the key cache could not keep (past its capacity) lets
+/// its cell go when the facade's `Counter` is dropped, so an idle series
+/// can be retired and its cell reused.
+#[test]
+fn a_series_holds_its_cell_only_while_it_lives() {
+    use std::sync::atomic::Ordering;
+
+    use super::series::Series;
+
+    let key = Key::from_static_parts("facade.holders.count", &[]);
+    let holders = |series: &Series| {
+        series
+            .cell()
+            .expect("a valid key")
+            .holders
+            .load(Ordering::Relaxed)
+    };
+    let first = Series {
+        cell: super::recorder::resolve_for_tests(Kind::Counter, &key),
+    };
+    let before = holders(&first);
+    let second = Series {
+        cell: super::recorder::resolve_for_tests(Kind::Counter, &key),
+    };
+    assert_eq!(holders(&first), before + 1, "each Series holds the cell");
+    drop(second);
+    assert_eq!(holders(&first), before, "a dropped Series lets it go");
 }
