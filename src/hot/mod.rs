@@ -55,6 +55,7 @@ pub(crate) mod handle;
 pub(crate) mod label;
 pub(crate) mod record;
 pub(crate) mod registry;
+pub(crate) mod series_cache;
 mod slow;
 pub(crate) mod thread;
 pub(crate) mod value;
