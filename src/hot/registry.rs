@@ -886,3 +886,14 @@ pub(crate) fn footprint() -> (usize, usize) {
     let registry = registry();
     (registry.series.len(), registry.by_key.len())
 }
+
+/// Whether `cell` waits on its kind's free list to be taken by a new
+/// series (tests).
+#[cfg(test)]
+pub(crate) fn is_recycled(cell: &SeriesCell) -> bool {
+    let registry = registry();
+    registry
+        .free
+        .get(&cell.kind)
+        .is_some_and(|free| free.contains(&(cell.id.index() as u32)))
+}
