@@ -29,7 +29,8 @@
 //! A `record!` whose label values are expressions expands to a
 //! [`DynamicCallsite`] instead: the same step word (its metric's
 //! sample-first step), a tag without a cell (the series depends on the
-//! values), and a small cache of cells that `dynamic.rs` reads and fills.
+//! values); its series are found through each thread's cache
+//! (`series_cache.rs`).
 //!
 //! Both are `Relaxed` loads of memory written at an engine install and when
 //! the allocator changes the series' step (once per control period at

@@ -22,8 +22,10 @@
 //!
 //! Memory stays bounded under endless churn of label values because cells
 //! are pooled, not freed: a retired cell that no holder can reach any more
-//! ([`SeriesRef`]s count themselves in [`SeriesCell::holders`]; callsites
-//! and other `&'static` holders count once, for good) is *recycled*: its
+//! ([`SeriesRef`]s count themselves in [`SeriesCell::holders`]: handles,
+//! and each thread's cache of the series of `record!` label expressions,
+//! per entry (`series_cache.rs`); callsites with literal labels and other
+//! `&'static` holders count once, for good) is *recycled*: its
 //! index, cell and exact slot go to a free list and the next new series of
 //! its kind takes them. The flusher observes the count at zero, then waits
 //! until every ring has been drained past the positions claimed at that

@@ -100,14 +100,14 @@ fn values_of_every_type_land_in_their_series_in_every_form() {
 fn more_label_sets_than_the_cache_holds_resolve_right() {
     let _lock = engine_lock();
     let engine = exact_engine();
-    // 50 sets through one site's 16-slot cache, three rounds.
+    // 150 sets through the thread's 64-entry cache, three rounds.
     for _ in 0..3 {
-        for user in 0..50u32 {
+        for user in 0..150u32 {
             record!(counter: "dyn.users", 1, "user" => user, "shard" => user % 3);
         }
     }
     let snapshot = engine.snapshot();
-    for user in 0..50u32 {
+    for user in 0..150u32 {
         let labels = [
             ("shard", (user % 3).to_string()),
             ("user", user.to_string()),
