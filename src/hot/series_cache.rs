@@ -234,13 +234,19 @@ mod tests {
     use crate::hot::cell::{Kind, SeriesCell};
     use crate::hot::sample::MetricId;
     use crate::sync::statics::Ordering;
+    use crate::sync::Mutex;
 
     static SITE: DynamicCallsite = DynamicCallsite::new("cache.test", Kind::Counter, &["k"], false);
     static OTHER: DynamicCallsite =
         DynamicCallsite::new("cache.other", Kind::Counter, &["k"], false);
 
+    /// Keeps the tests' cells reachable, as the registry keeps its own.
+    static CELLS: Mutex<Vec<&'static SeriesCell>> = Mutex::new(Vec::new());
+
     fn cell() -> &'static SeriesCell {
-        Box::leak(Box::new(SeriesCell::new(MetricId(u32::MAX), Kind::Counter)))
+        let cell = Box::leak(Box::new(SeriesCell::new(MetricId(u32::MAX), Kind::Counter)));
+        CELLS.lock().unwrap().push(cell);
+        cell
     }
 
     fn holders(cell: &SeriesCell) -> usize {
