@@ -12,6 +12,17 @@ pub(crate) fn engine_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Installs an engine that samples every call (rate 1, fixed) with rings
+/// of `1 << 16` slots, so a test's burst is drained, not spilled.
+pub(crate) fn exact_engine() -> crate::Engine {
+    crate::Engine::builder()
+        .sample_rate(1.0)
+        .adaptive(false)
+        .buffer_capacity(1 << 16)
+        .install()
+        .expect("valid settings")
+}
+
 /// Resident set size of this process in bytes (Linux), for memory-growth
 /// checks.
 pub(crate) fn rss_bytes() -> Option<u64> {

@@ -18,9 +18,9 @@ use metrics::{CounterFn, GaugeFn, HistogramFn, Key};
 
 use super::cache::Entry;
 use crate::hot::cell::{Kind, SeriesCell};
-use crate::hot::registry::SeriesRef;
 use crate::hot::pipeline;
 use crate::hot::record;
+use crate::hot::registry::SeriesRef;
 
 /// A resolved series, as a facade `CounterFn`, `GaugeFn` and `HistogramFn`.
 #[derive(Debug)]

@@ -15,17 +15,8 @@ use crate::hot::registry;
 use crate::hot::thread::seed_this_thread;
 use crate::sync::statics::Ordering;
 use crate::sync::Arc;
-use crate::test_support::engine_lock;
+use crate::test_support::{engine_lock, exact_engine};
 use crate::{record, ControllerMode, Engine, OVERFLOW_KEY};
-
-fn exact_engine() -> Engine {
-    Engine::builder()
-        .sample_rate(1.0)
-        .adaptive(false)
-        .buffer_capacity(1 << 16)
-        .install()
-        .expect("valid settings")
-}
 
 #[test]
 fn values_of_every_type_land_in_their_series_in_every_form() {

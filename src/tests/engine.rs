@@ -6,17 +6,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::export::InMemory;
-use crate::test_support::{engine_lock, rss_bytes};
+use crate::test_support::{engine_lock, exact_engine, rss_bytes};
 use crate::{record, Engine, InstallError, MetricValue};
-
-fn exact_engine() -> Engine {
-    Engine::builder()
-        .sample_rate(1.0)
-        .adaptive(false)
-        .buffer_capacity(1 << 16)
-        .install()
-        .expect("valid settings")
-}
 
 #[test]
 fn critical_and_never_sample_are_exact_at_a_low_rate() {
