@@ -266,6 +266,48 @@ fn exact_counts_do_not_leak_across_retire_and_revive() {
 /// Endless churn: a million label values through handles, a small limit
 /// and a short timeout; live label sets stay under the limit, cells are
 /// recycled, and memory stays flat.
+/// Retirements an endless-churn test waits for: more than the 20 × limit
+/// cells it allows, so code that made a new cell for every new label set
+/// (no recycling) fails it.
+const RETIRED_AT_LEAST: u64 = 5_000;
+
+/// The label values of an endless-churn test: at least `values` of them,
+/// and on until [`RETIRED_AT_LEAST`] series were retired (a release build
+/// makes its 10⁶ calls in a fraction of a second, before as many idle
+/// checks have run), within a minute.
+struct Churn {
+    next: u64,
+    retired: u64,
+    started: std::time::Instant,
+}
+
+impl Churn {
+    fn new() -> Self {
+        Self {
+            next: 0,
+            retired: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn next(&mut self, engine: &Engine, values: u64) -> Option<u64> {
+        if self.next.is_multiple_of(1000) {
+            self.retired = engine.stats().series_retired;
+            assert!(
+                self.started.elapsed() < Duration::from_secs(60),
+                "{} series retired after {} values in a minute",
+                self.retired,
+                self.next
+            );
+        }
+        if self.next >= values && self.retired >= RETIRED_AT_LEAST {
+            return None;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+}
+
 #[test]
 fn endless_churn_keeps_memory_flat() {
     if !in_own_process("tests::idle::endless_churn_keeps_memory_flat") {
@@ -285,7 +327,8 @@ fn endless_churn_keeps_memory_flat() {
     let requests = crate::counter("churn.requests");
     let mut rss_half = 0;
     let mut most_cells = 0;
-    for value in 0..values {
+    let mut churn = Churn::new();
+    while let Some(value) = churn.next(&engine, values) {
         let route = format!("/r/{value}");
         let handle = requests.with_labels(&[("route", &route)]);
         handle.add(1u64);
@@ -303,7 +346,8 @@ fn endless_churn_keeps_memory_flat() {
     let stats = snapshot.stats.clone();
     let (cells, _) = registry::footprint();
     println!(
-        "churn: {values} label values, {} retired, {cells} cells, RSS {} -> {} KiB",
+        "churn: {} label values, {} retired, {cells} cells, RSS {} -> {} KiB",
+        churn.next,
         stats.series_retired,
         rss_half / 1024,
         rss_end / 1024
@@ -314,7 +358,7 @@ fn endless_churn_keeps_memory_flat() {
         .filter(|s| &*s.name == "churn.requests")
         .count();
     assert!(exported <= limit + 1, "{exported} series exported");
-    assert!(stats.series_retired > 1000, "{stats:?}");
+    assert!(stats.series_retired >= RETIRED_AT_LEAST, "{stats:?}");
     assert!(cells <= 20 * limit, "{cells} cells for a limit of {limit}");
     // Every call is counted, in its own series or the overflow series, or
     // was retired with its series.
@@ -347,7 +391,8 @@ fn endless_churn_through_label_expressions_keeps_memory_flat() {
     let values: u64 = 1_000_000;
     let mut rss_half = 0;
     let mut most_cells = 0;
-    for value in 0..values {
+    let mut churn = Churn::new();
+    while let Some(value) = churn.next(&engine, values) {
         record!(counter: "churn.dynamic", 1u64, "route" => value);
         if value % 1000 == 0 {
             let (cells, live) = registry::footprint();
@@ -363,8 +408,9 @@ fn endless_churn_through_label_expressions_keeps_memory_flat() {
     let stats = snapshot.stats.clone();
     let (cells, _) = registry::footprint();
     println!(
-        "churn through record!: {values} label values, {} retired, {cells} cells \
+        "churn through record!: {} label values, {} retired, {cells} cells \
          (at most {most_cells} seen), RSS {} -> {} KiB",
+        churn.next,
         stats.series_retired,
         rss_half / 1024,
         rss_end / 1024
@@ -375,7 +421,7 @@ fn endless_churn_through_label_expressions_keeps_memory_flat() {
         .filter(|s| &*s.name == "churn.dynamic")
         .count();
     assert!(exported <= limit + 1, "{exported} series exported");
-    assert!(stats.series_retired > 1000, "{stats:?}");
+    assert!(stats.series_retired >= RETIRED_AT_LEAST, "{stats:?}");
     let most_cells = most_cells.max(cells);
     assert!(
         most_cells <= 20 * limit,
