@@ -8,8 +8,7 @@
 //! |---|---|
 //! | `callsite.rs` | the `static` a `record!` expands to: cached series word and step |
 //! | `record.rs` | the inline entries (`sampled`, `handle`, `gauge`, `timed_*`) |
-//! | `dynamic.rs` | `record!` sites with label expressions: sample first, resolve after |
-//! | `series_cache.rs` | each thread's cache of those sites' series, held while cached |
+//! | `dynamic.rs` | `record!` sites with label expressions: sample first, resolve through a small cache |
 //! | `label.rs` | [`LabelValue`](label::LabelValue): the label values a call accepts |
 //! | `slow.rs` | their cold halves: route, decide, check, push, or record exactly |
 //! | `value.rs` | [`Value`](value::Value): the numbers a call accepts |
@@ -56,7 +55,6 @@ pub(crate) mod handle;
 pub(crate) mod label;
 pub(crate) mod record;
 pub(crate) mod registry;
-pub(crate) mod series_cache;
 mod slow;
 pub(crate) mod thread;
 pub(crate) mod value;
