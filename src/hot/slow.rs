@@ -11,7 +11,7 @@ use super::callsite::{cell_of, Callsite, STEP_OFF, TAG_EXACT, TAG_MASK, TAG_SAMP
 use super::cell::{Kind, SeriesCell};
 use super::exact;
 use super::pipeline::{self, Pipeline};
-use super::registry;
+use super::registry::{self, SeriesRef};
 use super::sample::Sample;
 use super::thread::{self, Local, Reload};
 use super::value::Value;
@@ -145,16 +145,28 @@ where
 {
     if !pipeline::is_active() {
         // No engine: do not pay for a lookup; check again in a while.
-        thread::with(|local| local.sampler().park());
+        park();
         return;
     }
     match resolve() {
-        Some(cell) => sample(cell, value, Pending::Undecided(step)),
+        Some(cell) => sample_undecided(cell, value, step),
         // A refused series records nothing, but the countdown this call
         // exhausted is shared by every metric of the thread: draw the next
         // one as a sampled call would.
         None => redraw(step),
     }
+}
+
+/// Parks the thread's sampler: no engine is installed, so a call that
+/// would resolve its series does not pay for the lookup.
+pub(super) fn park() {
+    thread::with(|local| local.sampler().park());
+}
+
+/// Pushes one value of a call that sampled first and resolved `cell`
+/// after, its countdown having run out during its `step` trials.
+pub(super) fn sample_undecided(cell: &'static SeriesCell, value: f64, step: u64) {
+    sample(cell, value, Pending::Undecided(step));
 }
 
 /// A started `timed` measurement: the clock was read because this call is
@@ -165,6 +177,11 @@ pub struct Timer {
     start: Instant,
     /// The probability this call was recorded with (1 for an exact one).
     inclusion_prob: f32,
+    /// Keeps `cell` from being recycled for another label set while the
+    /// block runs, when the timer's series was found through a cache that
+    /// may let go of it meanwhile (a `record!` site with label
+    /// expressions); `None` for a callsite's own series, held for good.
+    _held: Option<SeriesRef>,
 }
 
 /// The cold half of `record::timed_begin`: the clock is read only for a
@@ -188,6 +205,18 @@ impl Timer {
             cell,
             start: Instant::now(),
             inclusion_prob,
+            _held: None,
+        }
+    }
+
+    /// Reads the clock for a call recorded with `inclusion_prob` in the
+    /// series `held`, which the timer holds until it ends.
+    pub(super) fn start_held(held: SeriesRef, inclusion_prob: f32) -> Self {
+        Self {
+            cell: held.cell(),
+            start: Instant::now(),
+            inclusion_prob,
+            _held: Some(held),
         }
     }
 }

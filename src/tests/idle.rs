@@ -7,7 +7,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::export::Prometheus;
+use crate::hot::cell::Kind;
 use crate::hot::registry;
+use crate::sync::statics::Ordering;
+use crate::sync::Arc;
 use crate::test_support::{engine_lock, in_own_process, rss_bytes};
 use crate::{record, Builder, Engine, Snapshot, OVERFLOW_KEY};
 
@@ -364,6 +367,110 @@ fn endless_churn_keeps_memory_flat() {
         growth < 4 << 20,
         "RSS grew by {growth} bytes over the second half"
     );
+    engine.shutdown().unwrap();
+}
+
+/// Endless churn through `record!` label expressions: each thread's
+/// cache holds the series it recorded last and lets go of them as new
+/// values evict them, so cells are recycled as with handles.
+#[test]
+fn endless_churn_through_label_expressions_keeps_memory_flat() {
+    if !in_own_process("tests::idle::endless_churn_through_label_expressions_keeps_memory_flat") {
+        return;
+    }
+    let _lock = engine_lock();
+    let limit = 100;
+    let engine = Engine::builder()
+        .sample_rate(1.0)
+        .adaptive(false)
+        .export_interval(Duration::from_millis(20))
+        .idle_timeout(Duration::from_millis(20))
+        .cardinality_limit(limit)
+        .install()
+        .unwrap();
+    let values: u64 = 1_000_000;
+    let mut rss_half = 0;
+    let mut most_cells = 0;
+    let mut churn = Churn::new();
+    while let Some(value) = churn.next(&engine, values) {
+        record!(counter: "churn.dynamic", 1u64, "route" => value);
+        if value % 1000 == 0 {
+            let (cells, live) = registry::footprint();
+            assert!(live <= limit, "{live} live label sets");
+            most_cells = most_cells.max(cells);
+        }
+        if value == values / 2 {
+            rss_half = rss_bytes().unwrap_or(0);
+        }
+    }
+    let rss_end = rss_bytes().unwrap_or(0);
+    let snapshot = engine.snapshot();
+    let stats = snapshot.stats.clone();
+    let (cells, _) = registry::footprint();
+    println!(
+        "churn through record!: {} label values, {} retired, {cells} cells \
+         (at most {most_cells} seen), RSS {} -> {} KiB",
+        churn.next,
+        stats.series_retired,
+        rss_half / 1024,
+        rss_end / 1024
+    );
+    let exported = snapshot
+        .series
+        .iter()
+        .filter(|s| &*s.name == "churn.dynamic")
+        .count();
+    assert!(exported <= limit + 1, "{exported} series exported");
+    assert!(stats.series_retired >= RETIRED_AT_LEAST, "{stats:?}");
+    let most_cells = most_cells.max(cells);
+    assert!(
+        most_cells <= 20 * limit,
+        "{most_cells} cells for a limit of {limit}"
+    );
+    let growth = rss_end.saturating_sub(rss_half);
+    assert!(
+        growth < 4 << 20,
+        "RSS grew by {growth} bytes over the second half"
+    );
+    engine.shutdown().unwrap();
+}
+
+/// A thread's cache holds the series it recorded through label
+/// expressions until the thread exits: retired meanwhile, the cell is
+/// recycled only after.
+#[test]
+fn a_threads_cache_releases_its_series_at_thread_exit() {
+    let _lock = engine_lock();
+    let engine = builder(10).install().unwrap();
+    let (recorded, wait) = std::sync::mpsc::channel();
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    let worker = thread::spawn(move || {
+        let tenant = String::from("t-exit");
+        record!(counter: "idle.thread_exit", 1u64, "tenant" => &tenant);
+        recorded.send(()).unwrap();
+        let _ = finished.recv();
+    });
+    wait.recv().unwrap();
+    let labels = [(Arc::from("tenant"), Arc::from("t-exit"))];
+    let cell = registry::resolve("idle.thread_exit", Kind::Counter, &labels)
+        .unwrap()
+        .cell();
+    assert_eq!(cell.holders.load(Ordering::Relaxed), 1, "held by the cache");
+    wait_for(&engine, "the series is retired", |snapshot| {
+        snapshot
+            .counter("idle.thread_exit", &[("tenant", "t-exit")])
+            .is_none()
+    });
+    thread::sleep(TIMEOUT * 2);
+    assert!(!registry::is_recycled(cell), "recycled while cached");
+    finish.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(cell.holders.load(Ordering::Relaxed), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !registry::is_recycled(cell) {
+        assert!(Instant::now() < deadline, "not recycled after thread exit");
+        thread::sleep(Duration::from_millis(5));
+    }
     engine.shutdown().unwrap();
 }
 

@@ -165,6 +165,9 @@ impl Drop for RecordsOnDrop {
         record!(counter: "tls_drop.calls", 1);
         record!(critical counter: "tls_drop.critical", 1);
         record!(histogram: "tls_drop.value", 7.0);
+        // Label expressions: through the thread's series cache, or
+        // uncached once that cache is gone.
+        record!(counter: "tls_drop.dynamic", 1, "form" => String::from("expression"));
         crate::counter("tls_drop.handle").add(1u8);
     }
 }
@@ -186,12 +189,27 @@ fn record_from_a_thread_local_destructor() {
             if index % 2 == 0 {
                 record!(counter: "tls_drop.before", 1);
             }
+            // The series cache of label expressions registered before this
+            // thread-local (torn down after it) or after (torn down first).
+            if index % 4 < 2 {
+                record!(counter: "tls_drop.before", 1, "form" => index % 3);
+            }
             RECORDS_ON_DROP.with(|_| {});
+            if index % 4 >= 2 {
+                record!(counter: "tls_drop.before", 1, "form" => index % 3);
+            }
         })
         .join()
         .expect("no panic at thread exit");
     }
     let snapshot = engine.snapshot();
+    assert_eq!(
+        snapshot
+            .counter("tls_drop.dynamic", &[("form", "expression")])
+            .unwrap()
+            .value,
+        f64::from(threads)
+    );
     for name in ["tls_drop.calls", "tls_drop.critical", "tls_drop.handle"] {
         assert_eq!(
             snapshot.counter(name, &[]).unwrap().value,
