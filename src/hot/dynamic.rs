@@ -164,18 +164,9 @@ fn sampled_record<L: FnOnce(Visit<'_>)>(
     step: u64,
     labels: L,
 ) {
-    if !pipeline::is_active() {
-        // No engine: do not pay for a lookup; check again in a while.
-        return slow::park();
-    }
-    let recorded = with_series(callsite, labels, |series| {
-        slow::sample_undecided(series.cell(), value, step)
+    slow::resolving_call(value, step, |push| {
+        with_series(callsite, labels, |series| push(series.cell())).is_some()
     });
-    if recorded.is_none() {
-        // A refused series records nothing, but the countdown this call
-        // exhausted is shared by every metric of the thread.
-        slow::redraw(step);
-    }
 }
 
 /// The tag of `callsite`, resolving it on first use.

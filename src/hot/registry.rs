@@ -640,11 +640,9 @@ pub(crate) fn make_critical(cell: &SeriesCell) {
     registry().make_critical(cell);
 }
 
-/// Finds or creates a series for a holder that keeps a `&'static` to its
-/// cell (an OpenTelemetry instrument's cache): held for good, so retired
-/// and revived but never recycled. Caches that can let go of a series hold
-/// a [`SeriesRef`] from [`resolve`] instead.
-#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+/// Finds or creates a series held for good (retired and revived, never
+/// recycled): the tests' own series.
+#[cfg(test)]
 pub(crate) fn series(
     name: &str,
     kind: Kind,
@@ -653,6 +651,29 @@ pub(crate) fn series(
     let cell = registry().lookup(name, kind, labels)?;
     cell.holders.fetch_add(1, Ordering::Relaxed);
     Ok(cell)
+}
+
+/// [`resolve`] for a cache keyed by the labels asked for (an
+/// OpenTelemetry instrument's): also whether the series may be kept under
+/// them, which the overflow series may not (a label set leaves it as soon
+/// as a place frees up for it under the cardinality limit).
+#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+pub(crate) fn resolve_for_cache(
+    name: &str,
+    kind: Kind,
+    labels: &[(Arc<str>, Arc<str>)],
+) -> Result<(SeriesRef, bool), RegistrationError> {
+    let mut registry = registry();
+    let cell = registry.lookup(name, kind, labels)?;
+    let cacheable = !registry.series[cell.id.index()].overflow;
+    Ok((SeriesRef::new(cell), cacheable))
+}
+
+/// Label sets each metric keeps live: a cache of one metric's series
+/// needs no more entries than that.
+#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+pub(crate) fn cardinality_limit() -> usize {
+    registry().cardinality_limit
 }
 
 /// Finds or creates the series for a handle (or any cache of resolved

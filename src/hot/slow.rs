@@ -136,37 +136,28 @@ pub(super) fn give_back(step: u64) {
 
 /// The cold half of `record::sampled_resolving` (and of a `record!` site
 /// with label expressions), whose countdown ran out during its `step`
-/// trials.
+/// trials. `with_series` finds the call's series and runs the push it is
+/// given on it, with the series held until the push returns (a cache may
+/// let go of it meanwhile, and a series no holder keeps can be recycled);
+/// it returns false when the series was refused.
 #[cold]
 #[inline(never)]
-pub(super) fn resolving_call<F>(value: f64, step: u64, resolve: F)
+pub(super) fn resolving_call<F>(value: f64, step: u64, with_series: F)
 where
-    F: FnOnce() -> Option<&'static SeriesCell>,
+    F: FnOnce(&mut dyn FnMut(&'static SeriesCell)) -> bool,
 {
     if !pipeline::is_active() {
         // No engine: do not pay for a lookup; check again in a while.
-        park();
+        thread::with(|local| local.sampler().park());
         return;
     }
-    match resolve() {
-        Some(cell) => sample_undecided(cell, value, step),
+    let found = with_series(&mut |cell| sample(cell, value, Pending::Undecided(step)));
+    if !found {
         // A refused series records nothing, but the countdown this call
         // exhausted is shared by every metric of the thread: draw the next
         // one as a sampled call would.
-        None => redraw(step),
+        redraw(step);
     }
-}
-
-/// Parks the thread's sampler: no engine is installed, so a call that
-/// would resolve its series does not pay for the lookup.
-pub(super) fn park() {
-    thread::with(|local| local.sampler().park());
-}
-
-/// Pushes one value of a call that sampled first and resolved `cell`
-/// after, its countdown having run out during its `step` trials.
-pub(super) fn sample_undecided(cell: &'static SeriesCell, value: f64, step: u64) {
-    sample(cell, value, Pending::Undecided(step));
 }
 
 /// A started `timed` measurement: the clock was read because this call is
