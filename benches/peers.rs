@@ -29,12 +29,14 @@
 //! run to run here, the per-call columns hardly at all.
 //!
 //! The `metrics` facade rows (`counter!` with two static labels, each
-//! recorder a thread's local recorder) came later, from a 2-core Xeon VM
-//! shared with other builds (load average 5.7; the plain loop took 2.0×
-//! longer per thread at 2 threads): ns/call 1t / 2t, hotmetrics recorder
-//! 17.56 / 32.90, metrics-exporter-prometheus 81.41 / 160.43 (4.6× / 4.9×
-//! ours), hotmetrics handle 4.53 / 3.90. The summary prints these ratios
-//! after its table.
+//! recorder a thread's local recorder) came later, from a 2-core Xeon VM,
+//! load average 1.1 at start: ns/call 1t / 2t, hotmetrics recorder
+//! 17.33 / 16.12 (2t / 1t 0.93×, the plain loop's 1.03×),
+//! metrics-exporter-prometheus 72.44 / 625.35 (4.2× / 38.8× ours),
+//! hotmetrics handle 3.04 / 1.91. On the same VM shared with other builds
+//! (load average 5.7) they were 17.56 / 32.90 against 81.41 / 160.43:
+//! with other work on the cores, the two threads rarely run at once and
+//! contention shows less. The summary prints these ratios after its table.
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench --features peers --bench peers`.
 //! Figures are ratios from a noisy shared machine.

@@ -47,20 +47,21 @@
 //!
 //! Label values given as expressions (`"route" => route`), beside the
 //! same call with literal labels, same run (Intel Xeon, 2 vCPU, load
-//! average 7–9; `cargo bench --bench record -- summary`; ratio = median of
-//! per-round ratios):
+//! average 1.5–2.3; `cargo bench --bench record -- summary`; ratio = median
+//! of per-round ratios; two runs), with the series found through each
+//! thread's cache:
 //!
 //! | case | ns/call | × literal labels, same state |
 //! |---|---:|---:|
-//! | counter + 2 labels, unsampled | 3.72 | 1.00 |
-//! | counter + 2 dynamic labels, unsampled | 3.33 | 1.01 |
-//! | counter + format! label, unsampled | 3.89 | 1.16 |
-//! | counter + 2 labels, 3 % | 5.99 | 1.00 |
-//! | counter + 2 dynamic labels, 3 % | 8.21 | 1.45 |
-//! | counter + format! label, 3 % | 8.19 | 1.59 |
+//! | counter + 2 labels, unsampled | 1.86 | 1.00 |
+//! | counter + 2 dynamic labels, unsampled | 1.80–1.86 | 0.97–0.99 |
+//! | counter + format! label, unsampled | 1.91–1.94 | 1.03–1.04 |
+//! | counter + 2 labels, 3 % | 2.64–2.66 | 1.00 |
+//! | counter + 2 dynamic labels, 3 % | 3.94–4.00 | 1.50 |
+//! | counter + format! label, 3 % | 4.07–4.12 | 1.54–1.55 |
 //!
-//! (A run before the cache took two slots per set gave 1.04 and 1.04 for
-//! the unsampled rows: the noise of this machine, not the forms.)
+//! (The per-callsite cache it replaced gave, on the same machine in
+//! between: 0.95–0.97, 1.03–1.04, 1.58, 1.61.)
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench record`.
 //! Figures are ratios from a noisy shared machine.

@@ -15,7 +15,8 @@
 //!   `const`); under loom the models build instances and the unused global
 //!   sits behind a `OnceLock`;
 //! * thread-local state holds only [`Cell`]s (and the thread's pipeline
-//!   handle a [`RefCell`]) and is model-checked as an instance; [`const_thread_local!`] declares it `const` in the shipping
+//!   handle and its cache of the series of `record!` label expressions a
+//!   [`RefCell`]) and is model-checked as an instance; [`const_thread_local!`] declares it `const` in the shipping
 //!   build and as a loom thread-local under loom.
 
 pub(crate) use std::cell::{Cell, RefCell};

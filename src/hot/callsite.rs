@@ -29,7 +29,8 @@
 //! A `record!` whose label values are expressions expands to a
 //! [`DynamicCallsite`] instead: the same step word (its metric's
 //! sample-first step), a tag without a cell (the series depends on the
-//! values), and a small cache of cells that `dynamic.rs` reads and fills.
+//! values); its series are found through each thread's cache
+//! (`series_cache.rs`).
 //!
 //! Both are `Relaxed` loads of memory written at an engine install and when
 //! the allocator changes the series' step (once per control period at
@@ -124,12 +125,9 @@ pub(crate) fn cell_of(state: usize) -> &'static SeriesCell {
     unsafe { &*((state & !TAG_MASK) as *const SeriesCell) }
 }
 
-/// Series cells a dynamic callsite caches.
-pub(crate) const CACHE_SLOTS: usize = 16;
-
 /// Static description of one `record!` site with label expressions, plus
-/// its cached step and series (its cache is read and filled in
-/// `dynamic.rs`).
+/// its cached step (its series are cached per thread, by
+/// `series_cache.rs`).
 #[derive(Debug)]
 pub struct DynamicCallsite {
     pub(crate) name: &'static str,
@@ -144,8 +142,6 @@ pub struct DynamicCallsite {
     /// The metric's sample-first step while tagged sampled, [`STEP_OFF`]
     /// otherwise. Written under the registry lock, right after `state`.
     step: AtomicU64,
-    /// Cached cells (`&'static SeriesCell` as an address; `0`: empty).
-    pub(crate) slots: [AtomicUsize; CACHE_SLOTS],
     /// A refused label set was logged (once per site).
     pub(crate) refusal_logged: AtomicBool,
 }
@@ -165,7 +161,6 @@ impl DynamicCallsite {
             critical,
             state: AtomicUsize::new(0),
             step: AtomicU64::new(STEP_OFF),
-            slots: [const { AtomicUsize::new(0) }; CACHE_SLOTS],
             refusal_logged: AtomicBool::new(false),
         }
     }

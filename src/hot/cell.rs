@@ -66,10 +66,6 @@ impl Kind {
 pub struct SeriesCell {
     pub(crate) id: MetricId,
     pub(crate) kind: Kind,
-    /// The series' labels, sorted by key (immutable: set when the registry
-    /// creates the cell). Dynamic `record!` callsites compare their values
-    /// with them to confirm a cache hit (`dynamic.rs`).
-    pub(crate) labels: Labels,
     /// What a call takes off the thread's countdown: the series' *step*
     /// `s ≥ 1` while it is sampled (each call then is sampled with
     /// `π = 1 − (1 − p)^s`), `STEP_OFF` while every call is recorded; see
@@ -122,23 +118,13 @@ pub struct SeriesCell {
     ///
     /// [`SeriesRef`]: super::registry::SeriesRef
     pub(crate) holders: AtomicUsize,
-    /// Some cache of a `record!` site with label expressions holds the
-    /// cell (for good: it counts once in `holders`). Written under the
-    /// registry's lock.
-    dynamic_held: AtomicBool,
 }
 
 impl SeriesCell {
     pub(crate) fn new(id: MetricId, kind: Kind) -> Self {
-        Self::with_labels(id, kind, Arc::from(Vec::new()))
-    }
-
-    /// A cell whose series has `labels` (sorted by key).
-    pub(crate) fn with_labels(id: MetricId, kind: Kind, labels: Labels) -> Self {
         Self {
             id,
             kind,
-            labels,
             step: AtomicU64::new(if kind.always_exact() { STEP_OFF } else { 1 }),
             pinned: AtomicBool::new(kind.always_exact()),
             critical: AtomicBool::new(false),
@@ -155,7 +141,6 @@ impl SeriesCell {
             retired: AtomicBool::new(false),
             gauge_set: AtomicBool::new(false),
             holders: AtomicUsize::new(0),
-            dynamic_held: AtomicBool::new(false),
         }
     }
 
@@ -207,13 +192,6 @@ impl SeriesCell {
     /// starts a new label set's series.
     pub(crate) fn clear_critical(&self) {
         self.critical.store(false, Ordering::Relaxed);
-    }
-
-    /// Marks the cell held by the caches of `record!` sites with label
-    /// expressions; true the first time, when the caller adds their one
-    /// holder. Called under the registry's lock.
-    pub(crate) fn held_by_dynamic_site(&self) -> bool {
-        !self.dynamic_held.swap(true, Ordering::Relaxed)
     }
 
     /// True when no holder can reach the cell any more: every holder's

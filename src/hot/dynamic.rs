@@ -18,29 +18,27 @@
 //!   engine's `never_sample` matches) evaluate the values on every call
 //!   while an engine is installed, and record the call in full.
 //!
-//! A call that is recorded finds its series through a small cache in the
-//! callsite: [`CACHE_SLOTS`] words, each a series cell. A label set may
-//! sit in two slots picked by a hash of its values; a hit is confirmed by
-//! comparing the values with the cell's own labels (never by the hash
-//! alone). A read is one or two loads; a miss goes to the registry (a lock
-//! and an allocation: cold, like every resolution) and puts the cell in the
-//! first of its slots if that is empty, else in the second, replacing what
-//! was there. Cells are never
-//! freed, so a slot can be replaced at any time without reclamation. Label
-//! sets the cardinality limit routes to the overflow series are not cached
-//! (their values are not the overflow series' labels): each recorded call
-//! of one asks the registry again.
+//! A call that is recorded finds its series through its thread's cache
+//! (`series_cache.rs`), keyed by the site and the values' texts, each
+//! entry holding a `SeriesRef`: the series is held while cached and
+//! released when the entry is evicted or the thread exits, so a series of
+//! a label set that churned away is retired and its cell recycled like a
+//! dropped handle's, and memory stays bounded under endless churn of label
+//! values. A hit is one thread-local access and a comparison of the
+//! values; a miss goes to the registry (a lock and an allocation: cold,
+//! like every resolution). Label sets the cardinality limit routes to the
+//! overflow series are not cached (a place may free up for them at any
+//! time, and their values are not the overflow series' labels): each
+//! recorded call of one asks the registry again.
 
 use crate::sync::statics::Ordering;
 use crate::sync::Arc;
 
-use super::callsite::{
-    DynamicCallsite, CACHE_SLOTS, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_SAMPLED,
-};
-use super::cell::SeriesCell;
+use super::callsite::{DynamicCallsite, STEP_OFF, TAG_DISABLED, TAG_EXACT, TAG_SAMPLED};
 use super::label::{LabelBuf, LabelValue};
 use super::pipeline;
-use super::registry;
+use super::registry::{self, SeriesRef};
+use super::series_cache;
 use super::slow;
 use super::thread;
 use super::value::Value;
@@ -54,48 +52,38 @@ const INLINE_LABELS: usize = 8;
 pub type Visit<'a> = &'a mut dyn FnMut(&[&dyn LabelValue]);
 
 impl DynamicCallsite {
-    /// The series of a recorded call, given its values in key order: from
-    /// the cache, or the registry on a miss. `None` if refused.
-    fn series(&self, values: &[&dyn LabelValue]) -> Option<&'static SeriesCell> {
+    /// Runs `record` with the series of a recorded call, given its values
+    /// in key order, held for the call. `None` if refused.
+    fn with_series<R>(
+        &self,
+        values: &[&dyn LabelValue],
+        record: impl FnOnce(&SeriesRef) -> R,
+    ) -> Option<R> {
         debug_assert_eq!(values.len(), self.keys.len());
+        // The values are formatted (user code, which may itself record)
+        // before the thread's cache is entered.
         if values.len() > INLINE_LABELS {
             let texts: Vec<String> = values
                 .iter()
                 .map(|value| value.label_str(&mut LabelBuf::new()).to_string())
                 .collect();
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            return self.series_of(&texts);
+            return series_cache::with_series(self, &texts, || self.lookup(&texts), record);
         }
         let mut bufs = [LabelBuf::new(); INLINE_LABELS];
         let mut texts = [""; INLINE_LABELS];
         for ((text, buf), value) in texts.iter_mut().zip(bufs.iter_mut()).zip(values) {
             *text = value.label_str(buf);
         }
-        self.series_of(&texts[..values.len()])
+        let texts = &texts[..values.len()];
+        series_cache::with_series(self, texts, || self.lookup(texts), record)
     }
 
-    fn series_of(&self, texts: &[&str]) -> Option<&'static SeriesCell> {
-        let slots = slots_of(self.keys, texts);
-        for index in slots {
-            // Acquire: pairs with the Release store in `miss`, so the cell's
-            // labels (plain memory) are visible before they are compared.
-            let cached = self.slots[index].load(Ordering::Acquire);
-            if cached != 0 {
-                // SAFETY: non-zero slot words are only stored in `miss`,
-                // from a `&'static SeriesCell` (cells are leaked, never
-                // freed).
-                let cell: &'static SeriesCell = unsafe { &*(cached as *const SeriesCell) };
-                if same_labels(&cell.labels, self.keys, texts) {
-                    return Some(cell);
-                }
-            }
-        }
-        self.miss(slots, texts)
-    }
-
+    /// The series of `texts` from the registry (a miss of the thread's
+    /// cache), and whether it may be cached (not the overflow series).
     #[cold]
     #[inline(never)]
-    fn miss(&self, slots: [usize; 2], texts: &[&str]) -> Option<&'static SeriesCell> {
+    fn lookup(&self, texts: &[&str]) -> Option<(SeriesRef, bool)> {
         let labels: Vec<(Arc<str>, Arc<str>)> = self
             .keys
             .iter()
@@ -103,21 +91,7 @@ impl DynamicCallsite {
             .map(|(key, text)| (Arc::from(*key), Arc::from(*text)))
             .collect();
         match registry::dynamic_series(self, &labels) {
-            Ok(cell) => {
-                if same_labels(&cell.labels, self.keys, texts) {
-                    // The first of the two slots if it is empty, else the
-                    // second (replacing what is there).
-                    let [first, second] = slots;
-                    let index = if self.slots[first].load(Ordering::Relaxed) == 0 {
-                        first
-                    } else {
-                        second
-                    };
-                    // Release: pairs with the Acquire load in `series_of`.
-                    self.slots[index].store(cell as *const SeriesCell as usize, Ordering::Release);
-                }
-                Some(cell)
-            }
+            Ok(found) => Some(found),
             Err(error) => {
                 if !self.refusal_logged.swap(true, Ordering::Relaxed) {
                     log::error!(
@@ -129,37 +103,6 @@ impl DynamicCallsite {
             }
         }
     }
-}
-
-/// The two cache slots a label set may sit in: from an FNV-1a hash of
-/// keys and values, two independent slots (a set is looked for in both).
-fn slots_of(keys: &[&str], texts: &[&str]) -> [usize; 2] {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (key, text) in keys.iter().zip(texts) {
-        for &byte in key.as_bytes().iter().chain(&[0xff]).chain(text.as_bytes()) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        hash = (hash ^ 0xfe).wrapping_mul(0x0100_0000_01b3);
-    }
-    let hash = hash ^ (hash >> 29);
-    let first = hash as usize % CACHE_SLOTS;
-    let second = (hash >> 32) as usize % (CACHE_SLOTS - 1);
-    // Never the first slot again.
-    [first, (first + 1 + second) % CACHE_SLOTS]
-}
-
-/// True if a call's pairs (keys in call order; a repeated key counts once,
-/// first occurrence first, as the registry keeps it) are exactly `labels`
-/// (sorted by key, keys unique).
-fn same_labels(labels: &[(Arc<str>, Arc<str>)], keys: &[&str], texts: &[&str]) -> bool {
-    let first = |index: usize| !keys[..index].contains(&keys[index]);
-    let distinct = (0..keys.len()).filter(|&index| first(index)).count();
-    distinct == labels.len()
-        && labels.iter().all(|(key, value)| {
-            keys.iter()
-                .position(|candidate| *candidate == &**key)
-                .is_some_and(|index| texts[index] == &**value)
-        })
 }
 
 /// Entry point of sampled-kind macro calls with label expressions
@@ -193,14 +136,37 @@ where
     exact_call(callsite, value, labels);
 }
 
-/// Evaluates the values through `labels` and finds their series.
-fn resolve<L: FnOnce(Visit<'_>)>(
+/// Evaluates the values through `labels` and runs `record` with their
+/// series, held for the call. `None` if refused.
+fn with_series<L, R>(
     callsite: &DynamicCallsite,
     labels: L,
-) -> Option<&'static SeriesCell> {
-    let mut cell = None;
-    labels(&mut |values| cell = callsite.series(values));
-    cell
+    record: impl FnOnce(&SeriesRef) -> R,
+) -> Option<R>
+where
+    L: FnOnce(Visit<'_>),
+{
+    let mut record = Some(record);
+    let mut result = None;
+    labels(&mut |values| {
+        if let Some(record) = record.take() {
+            result = callsite.with_series(values, record);
+        }
+    });
+    result
+}
+
+/// Records a sampled call whose countdown ran out during its `step`
+/// trials, in the series of its values.
+fn sampled_record<L: FnOnce(Visit<'_>)>(
+    callsite: &DynamicCallsite,
+    value: f64,
+    step: u64,
+    labels: L,
+) {
+    slow::resolving_call(value, step, |push| {
+        with_series(callsite, labels, |series| push(series.cell())).is_some()
+    });
 }
 
 /// The tag of `callsite`, resolving it on first use.
@@ -222,7 +188,7 @@ where
 {
     if step != STEP_OFF {
         if callsite.state() == TAG_SAMPLED {
-            return slow::resolving_call(value.to_f64(), step, || resolve(callsite, labels));
+            return sampled_record(callsite, value.to_f64(), step, labels);
         }
         // Re-tagged since the step was read: this call used up the
         // thread's countdown, so draw the next one, then treat the call as
@@ -240,7 +206,7 @@ where
                 step => step,
             };
             if !thread::skip_by(step) {
-                slow::resolving_call(value.to_f64(), step, || resolve(callsite, labels));
+                sampled_record(callsite, value.to_f64(), step, labels);
             }
         }
         TAG_EXACT if pipeline::is_active() => exact_resolved(callsite, value, labels),
@@ -267,9 +233,7 @@ where
     V: Value,
     L: FnOnce(Visit<'_>),
 {
-    if let Some(cell) = resolve(callsite, labels) {
-        slow::exact(cell, value);
-    }
+    with_series(callsite, labels, |series| slow::exact(series.cell(), value));
 }
 
 /// Starts a `timed` call with label expressions: `Some` only if this call
@@ -312,46 +276,9 @@ where
         return None;
     }
     let inclusion_prob = slow::decide_only(step)?;
-    let cell = resolve(callsite, labels)?;
-    Some(slow::Timer::start(cell, inclusion_prob))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Vec<(Arc<str>, Arc<str>)> {
-        pairs
-            .iter()
-            .map(|(key, value)| (Arc::from(*key), Arc::from(*value)))
-            .collect()
-    }
-
-    #[test]
-    fn a_call_matches_its_series_labels_in_any_key_order_first_key_winning() {
-        let sorted = labels(&[("route", "/a"), ("status", "200")]);
-        assert!(same_labels(&sorted, &["status", "route"], &["200", "/a"]));
-        assert!(same_labels(&sorted, &["route", "status"], &["/a", "200"]));
-        assert!(!same_labels(&sorted, &["route", "status"], &["/a", "500"]));
-        assert!(!same_labels(&sorted, &["route"], &["/a"]));
-        assert!(same_labels(
-            &sorted,
-            &["route", "status", "route"],
-            &["/a", "200", "/b"]
-        ));
-        assert!(!same_labels(
-            &sorted,
-            &["route", "status", "route"],
-            &["/b", "200", "/a"]
-        ));
-        assert!(same_labels(&labels(&[]), &[], &[]));
-    }
-
-    #[test]
-    fn slots_spread_label_sets() {
-        let used: std::collections::HashSet<usize> = (0..64)
-            .flat_map(|index| slots_of(&["route"], &[&format!("/r{index}")]))
-            .collect();
-        assert_eq!(used.len(), CACHE_SLOTS);
-    }
+    // The timer holds its series until it ends: the block may record
+    // enough label sets to evict this one from the thread's cache.
+    with_series(callsite, labels, |series| {
+        slow::Timer::start_held(series.clone(), inclusion_prob)
+    })
 }

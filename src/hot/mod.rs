@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `callsite.rs` | the `static` a `record!` expands to: cached series word and step |
 //! | `record.rs` | the inline entries (`sampled`, `handle`, `gauge`, `timed_*`) |
-//! | `dynamic.rs` | `record!` sites with label expressions: sample first, resolve through a small cache |
+//! | `dynamic.rs` | `record!` sites with label expressions: sample first, resolve after |
+//! | `series_cache.rs` | each thread's cache of those sites' series, held while cached |
 //! | `label.rs` | [`LabelValue`](label::LabelValue): the label values a call accepts |
 //! | `slow.rs` | their cold halves: route, decide, check, push, or record exactly |
 //! | `value.rs` | [`Value`](value::Value): the numbers a call accepts |
@@ -55,6 +56,7 @@ pub(crate) mod handle;
 pub(crate) mod label;
 pub(crate) mod record;
 pub(crate) mod registry;
+pub(crate) mod series_cache;
 mod slow;
 pub(crate) mod thread;
 pub(crate) mod value;

@@ -60,10 +60,12 @@ pub(crate) fn handle<V: Value>(cell: &'static SeriesCell, critical: bool, value:
 /// known from arguments that are costly to look at (an OpenTelemetry
 /// attribute list).
 ///
-/// An unsampled call is the countdown check alone: `resolve` is not called,
-/// so the arguments it captures are not hashed, sorted or copied. Only a
-/// call whose countdown ran out resolves its series, then goes through the
-/// same decision, validation and push as every sampled call. The rare call
+/// An unsampled call is the countdown check alone: `with_series` is not
+/// called, so the arguments it captures are not hashed, sorted or copied.
+/// Only a call whose countdown ran out resolves its series, then goes
+/// through the same decision, validation and push as every sampled call,
+/// which `with_series` runs with the series held (see
+/// `slow::resolving_call`). The rare call
 /// that ends up not sampled after resolving (the first trial of a fresh
 /// thread) costs one wasted resolution, and no more.
 ///
@@ -71,15 +73,15 @@ pub(crate) fn handle<V: Value>(cell: &'static SeriesCell, critical: bool, value:
 /// series is not known before the decision.
 #[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
 #[inline(always)]
-pub(crate) fn sampled_resolving<V, F>(value: V, step: u64, resolve: F)
+pub(crate) fn sampled_resolving<V, F>(value: V, step: u64, with_series: F)
 where
     V: Value,
-    F: FnOnce() -> Option<&'static SeriesCell>,
+    F: FnOnce(&mut dyn FnMut(&'static SeriesCell)) -> bool,
 {
     if thread::skip_by(step) {
         return;
     }
-    slow::resolving_call(value.to_f64(), step, resolve);
+    slow::resolving_call(value.to_f64(), step, with_series);
 }
 
 #[cfg_attr(not(feature = "otel-api"), allow(unused_imports))]

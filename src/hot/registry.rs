@@ -22,8 +22,10 @@
 //!
 //! Memory stays bounded under endless churn of label values because cells
 //! are pooled, not freed: a retired cell that no holder can reach any more
-//! ([`SeriesRef`]s count themselves in [`SeriesCell::holders`]; callsites
-//! and other `&'static` holders count once, for good) is *recycled*: its
+//! ([`SeriesRef`]s count themselves in [`SeriesCell::holders`]: handles,
+//! and each thread's cache of the series of `record!` label expressions,
+//! per entry (`series_cache.rs`); callsites with literal labels and other
+//! `&'static` holders count once, for good) is *recycled*: its
 //! index, cell and exact slot go to a free list and the next new series of
 //! its kind takes them. The flusher observes the count at zero, then waits
 //! until every ring has been drained past the positions claimed at that
@@ -137,16 +139,6 @@ struct Metric {
     /// the largest its sampled series need (see `apply_steps`). Leaked, like
     /// cells, so instruments can keep it.
     step: &'static AtomicU64,
-}
-
-/// Whether a new series may take a recycled cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reuse {
-    /// Yes: its holders read the series' labels from the registry.
-    Recycled,
-    /// No: a cache of a `record!` site with label expressions compares the
-    /// cell's own labels, which are set once, when the cell is made.
-    NewCell,
 }
 
 #[derive(Debug)]
@@ -296,7 +288,6 @@ impl Registry {
         name: &str,
         kind: Kind,
         labels: &[(Arc<str>, Arc<str>)],
-        reuse: Reuse,
     ) -> Result<&'static SeriesCell, RegistrationError> {
         validate_name(name).map_err(|reason| RegistrationError::InvalidName {
             name: name.chars().take(300).collect(),
@@ -322,7 +313,7 @@ impl Registry {
             return Ok(self.overflow(&name, kind));
         }
         metric.label_sets += 1;
-        let cell = self.create(name, kind, labels, reuse);
+        let cell = self.create(name, kind, labels);
         self.by_key.insert(key, cell);
         Ok(cell)
     }
@@ -335,7 +326,7 @@ impl Registry {
             return cell;
         }
         let overflow: Labels = Arc::from(vec![(Arc::from(OVERFLOW_KEY), Arc::from("true"))]);
-        let cell = self.create(name.clone(), kind, overflow, Reuse::Recycled);
+        let cell = self.create(name.clone(), kind, overflow);
         // Held for good by its metric.
         cell.holders.fetch_add(1, Ordering::Relaxed);
         self.series[cell.id.index()].overflow = true;
@@ -351,20 +342,10 @@ impl Registry {
         cell
     }
 
-    /// A new series: a recycled cell of its kind if there is one (and
-    /// `reuse` allows it), else a new cell.
-    fn create(
-        &mut self,
-        name: Arc<str>,
-        kind: Kind,
-        labels: Labels,
-        reuse: Reuse,
-    ) -> &'static SeriesCell {
-        let recycled = match reuse {
-            Reuse::Recycled => self.free.get_mut(&kind).and_then(Vec::pop),
-            Reuse::NewCell => None,
-        };
-        if let Some(index) = recycled {
+    /// A new series: a recycled cell of its kind if there is one, else a
+    /// new cell.
+    fn create(&mut self, name: Arc<str>, kind: Kind, labels: Labels) -> &'static SeriesCell {
+        if let Some(index) = self.free.get_mut(&kind).and_then(Vec::pop) {
             let index = index as usize;
             let cell = self.series[index].cell;
             let info = &mut self.series[index];
@@ -377,8 +358,7 @@ impl Registry {
             return cell;
         }
         let id = MetricId(self.series.len() as u32);
-        let cell: &'static SeriesCell =
-            Box::leak(Box::new(SeriesCell::with_labels(id, kind, labels.clone())));
+        let cell: &'static SeriesCell = Box::leak(Box::new(SeriesCell::new(id, kind)));
         cell.pin(self.exact_by_name(&name), self.new_step(kind));
         self.series.push(SeriesInfo {
             cell,
@@ -571,7 +551,7 @@ pub(crate) fn resolve_callsite(callsite: &'static Callsite) -> usize {
     let first = registry
         .callsite_set
         .insert(callsite as *const Callsite as usize);
-    let state = match registry.lookup(callsite.name, callsite.kind, &labels, Reuse::Recycled) {
+    let state = match registry.lookup(callsite.name, callsite.kind, &labels) {
         Ok(cell) => {
             if first {
                 // A callsite holds its cell for good: retired and revived,
@@ -637,24 +617,21 @@ pub(crate) fn resolve_dynamic(callsite: &'static DynamicCallsite) -> usize {
     state
 }
 
-/// The series of one label set of a dynamic site (a miss of its cache);
-/// made critical if the site is.
+/// The series of one label set of a dynamic site (a miss of the calling
+/// thread's cache), made critical if the site is, held by the returned
+/// [`SeriesRef`]; and whether it may be cached: not the overflow series,
+/// which a label set leaves as soon as a place frees up for it.
 pub(crate) fn dynamic_series(
     callsite: &DynamicCallsite,
     labels: &[(Arc<str>, Arc<str>)],
-) -> Result<&'static SeriesCell, RegistrationError> {
+) -> Result<(SeriesRef, bool), RegistrationError> {
     let mut registry = registry();
-    // A new cell, never a recycled one: the site's cache compares a cell's
-    // labels (`SeriesCell::labels`, set when the cell is made) with the
-    // call's values, and held for good, since the cache keeps it.
-    let cell = registry.lookup(callsite.name, callsite.kind, labels, Reuse::NewCell)?;
-    if cell.held_by_dynamic_site() {
-        cell.holders.fetch_add(1, Ordering::Relaxed);
-    }
+    let cell = registry.lookup(callsite.name, callsite.kind, labels)?;
     if callsite.critical {
         registry.make_critical(cell);
     }
-    Ok(cell)
+    let cacheable = !registry.series[cell.id.index()].overflow;
+    Ok((SeriesRef::new(cell), cacheable))
 }
 
 /// Marks `cell` critical (a `critical` handle records it): exact from now
@@ -663,19 +640,40 @@ pub(crate) fn make_critical(cell: &SeriesCell) {
     registry().make_critical(cell);
 }
 
-/// Finds or creates a series for a holder that keeps a `&'static` to its
-/// cell (an OpenTelemetry instrument's cache): held for good, so retired
-/// and revived but never recycled. Caches that can let go of a series hold
-/// a [`SeriesRef`] from [`resolve`] instead.
-#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+/// Finds or creates a series held for good (retired and revived, never
+/// recycled): the tests' own series.
+#[cfg(test)]
 pub(crate) fn series(
     name: &str,
     kind: Kind,
     labels: &[(Arc<str>, Arc<str>)],
 ) -> Result<&'static SeriesCell, RegistrationError> {
-    let cell = registry().lookup(name, kind, labels, Reuse::Recycled)?;
+    let cell = registry().lookup(name, kind, labels)?;
     cell.holders.fetch_add(1, Ordering::Relaxed);
     Ok(cell)
+}
+
+/// [`resolve`] for a cache keyed by the labels asked for (an
+/// OpenTelemetry instrument's): also whether the series may be kept under
+/// them, which the overflow series may not (a label set leaves it as soon
+/// as a place frees up for it under the cardinality limit).
+#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+pub(crate) fn resolve_for_cache(
+    name: &str,
+    kind: Kind,
+    labels: &[(Arc<str>, Arc<str>)],
+) -> Result<(SeriesRef, bool), RegistrationError> {
+    let mut registry = registry();
+    let cell = registry.lookup(name, kind, labels)?;
+    let cacheable = !registry.series[cell.id.index()].overflow;
+    Ok((SeriesRef::new(cell), cacheable))
+}
+
+/// Label sets each metric keeps live: a cache of one metric's series
+/// needs no more entries than that.
+#[cfg_attr(not(feature = "otel-api"), allow(dead_code))]
+pub(crate) fn cardinality_limit() -> usize {
+    registry().cardinality_limit
 }
 
 /// Finds or creates the series for a handle (or any cache of resolved
@@ -687,7 +685,7 @@ pub(crate) fn resolve(
     labels: &[(Arc<str>, Arc<str>)],
 ) -> Result<SeriesRef, RegistrationError> {
     let mut registry = registry();
-    let cell = registry.lookup(name, kind, labels, Reuse::Recycled)?;
+    let cell = registry.lookup(name, kind, labels)?;
     Ok(SeriesRef::new(cell))
 }
 
@@ -910,4 +908,15 @@ pub(crate) fn never_sampled(name: &str) -> bool {
 pub(crate) fn footprint() -> (usize, usize) {
     let registry = registry();
     (registry.series.len(), registry.by_key.len())
+}
+
+/// Whether `cell` waits on its kind's free list to be taken by a new
+/// series (tests).
+#[cfg(test)]
+pub(crate) fn is_recycled(cell: &SeriesCell) -> bool {
+    let registry = registry();
+    registry
+        .free
+        .get(&cell.kind)
+        .is_some_and(|free| free.contains(&(cell.id.index() as u32)))
 }

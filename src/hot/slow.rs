@@ -11,7 +11,7 @@ use super::callsite::{cell_of, Callsite, STEP_OFF, TAG_EXACT, TAG_MASK, TAG_SAMP
 use super::cell::{Kind, SeriesCell};
 use super::exact;
 use super::pipeline::{self, Pipeline};
-use super::registry;
+use super::registry::{self, SeriesRef};
 use super::sample::Sample;
 use super::thread::{self, Local, Reload};
 use super::value::Value;
@@ -136,24 +136,27 @@ pub(super) fn give_back(step: u64) {
 
 /// The cold half of `record::sampled_resolving` (and of a `record!` site
 /// with label expressions), whose countdown ran out during its `step`
-/// trials.
+/// trials. `with_series` finds the call's series and runs the push it is
+/// given on it, with the series held until the push returns (a cache may
+/// let go of it meanwhile, and a series no holder keeps can be recycled);
+/// it returns false when the series was refused.
 #[cold]
 #[inline(never)]
-pub(super) fn resolving_call<F>(value: f64, step: u64, resolve: F)
+pub(super) fn resolving_call<F>(value: f64, step: u64, with_series: F)
 where
-    F: FnOnce() -> Option<&'static SeriesCell>,
+    F: FnOnce(&mut dyn FnMut(&'static SeriesCell)) -> bool,
 {
     if !pipeline::is_active() {
         // No engine: do not pay for a lookup; check again in a while.
         thread::with(|local| local.sampler().park());
         return;
     }
-    match resolve() {
-        Some(cell) => sample(cell, value, Pending::Undecided(step)),
+    let found = with_series(&mut |cell| sample(cell, value, Pending::Undecided(step)));
+    if !found {
         // A refused series records nothing, but the countdown this call
         // exhausted is shared by every metric of the thread: draw the next
         // one as a sampled call would.
-        None => redraw(step),
+        redraw(step);
     }
 }
 
@@ -165,6 +168,11 @@ pub struct Timer {
     start: Instant,
     /// The probability this call was recorded with (1 for an exact one).
     inclusion_prob: f32,
+    /// Keeps `cell` from being recycled for another label set while the
+    /// block runs, when the timer's series was found through a cache that
+    /// may let go of it meanwhile (a `record!` site with label
+    /// expressions); `None` for a callsite's own series, held for good.
+    _held: Option<SeriesRef>,
 }
 
 /// The cold half of `record::timed_begin`: the clock is read only for a
@@ -188,6 +196,18 @@ impl Timer {
             cell,
             start: Instant::now(),
             inclusion_prob,
+            _held: None,
+        }
+    }
+
+    /// Reads the clock for a call recorded with `inclusion_prob` in the
+    /// series `held`, which the timer holds until it ends.
+    pub(super) fn start_held(held: SeriesRef, inclusion_prob: f32) -> Self {
+        Self {
+            cell: held.cell(),
+            start: Instant::now(),
+            inclusion_prob,
+            _held: Some(held),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! The registry already maps name + kind + labels to a cell, order-insensitive
 //! and with the cardinality limit, but under a global lock and with an
 //! allocation per lookup. Each instrument therefore keeps its own cache from
-//! attribute sets to cells, read under a shared lock:
+//! attribute sets to series, read under a shared lock:
 //!
 //! * the key is an order-insensitive hash of the set (the per-pair hashes are
 //!   mixed, then added), so `[a, b]` and `[b, a]` land on one entry without
@@ -12,15 +12,25 @@
 //! * a hit is confirmed by comparing the pairs, not just the hash;
 //! * a key repeated in one list counts once, first occurrence first, which is
 //!   also what the registry keeps;
-//! * the cache holds at most [`CACHE_CAPACITY`] sets per instrument. Past
-//!   that (attribute values without bound), a miss goes to the registry on
-//!   each resolution: memory stays bounded and the registry's overflow series
-//!   still takes the excess sets.
+//! * an entry holds its series with a [`SeriesRef`], and the cache keeps at
+//!   most [`CACHE_CAPACITY`] sets per instrument, and no more than the
+//!   cardinality limit, letting go of the oldest entry for each new one
+//!   past that. A series no entry holds any more is
+//!   recycled once it is idle (see the registry's "Idle series"), so under
+//!   attribute values without bound memory stays bounded: the sets the
+//!   cardinality limit keeps live, plus what the caches hold;
+//! * a call records with its series held: under the read lock on a hit
+//!   (an eviction takes the write lock, so it cannot let go of the series
+//!   during the call), with its own [`SeriesRef`] after a miss;
+//! * sets the cardinality limit routes to the overflow series are not cached
+//!   (a place may free up for them at any time); refused sets are, as
+//!   refused (the refusal was logged once).
 //!
 //! Attribute values become label strings (`Value::as_str`): an integer `200`
 //! and a string `"200"` name the same series.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -28,33 +38,78 @@ use crossbeam_utils::CachePadded;
 use opentelemetry::KeyValue;
 
 use crate::hot::cell::{Kind, SeriesCell};
-use crate::hot::registry;
+use crate::hot::registry::{self, SeriesRef};
 
-/// Attribute sets one instrument caches before it stops adding to its cache.
+/// Attribute sets one instrument caches at most (fewer under a lower
+/// cardinality limit: more than the limit are never live); past that,
+/// each new set takes the place of the oldest.
 pub(crate) const CACHE_CAPACITY: usize = 4096;
 
-/// A cached set: its pairs (first occurrence of each key) and its cell,
-/// `None` when the registry refused it (the refusal was logged once).
+/// A cached set: its pairs (first occurrence of each key) and its series,
+/// `None` when the registry refused it.
 #[derive(Debug)]
 struct Entry {
     attributes: Box<[KeyValue]>,
-    cell: Option<&'static SeriesCell>,
+    series: Option<SeriesRef>,
 }
 
 #[derive(Debug, Default)]
 struct Sets {
     /// Keyed by [`set_hash`], already mixed: the map does not hash again.
+    /// The entries of one hash are in the order they were added.
     by_hash: HashMap<u64, Vec<Entry>, BuildHasherDefault<PreHashed>>,
-    len: usize,
+    /// The hash of every entry, oldest first.
+    order: VecDeque<u64>,
 }
 
-/// One instrument's map from attribute sets to series cells.
+impl Sets {
+    /// The entry of `attributes` (whose hash is `hash`), if cached.
+    fn find(&self, hash: u64, attributes: &[KeyValue]) -> Option<&Entry> {
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .find(|entry| same_set(&entry.attributes, attributes))
+    }
+
+    /// Adds an entry, letting go of the oldest ones first if the cache
+    /// holds `capacity` entries.
+    fn add(&mut self, hash: u64, entry: Entry, capacity: usize) {
+        while self.order.len() >= capacity.max(1) {
+            self.evict_oldest();
+        }
+        self.order.push_back(hash);
+        self.by_hash.entry(hash).or_default().push(entry);
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some(hash) = self.order.pop_front() else {
+            return;
+        };
+        // One `order` item per entry, in the order entries were added: the
+        // oldest entry of `hash` is the first of its list.
+        if let Slot::Occupied(mut slot) = self.by_hash.entry(hash) {
+            // Drops its `SeriesRef`: the series may be recycled once idle.
+            slot.get_mut().remove(0);
+            if slot.get().is_empty() {
+                slot.remove();
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// One instrument's map from attribute sets to series.
 #[derive(Debug)]
 pub(crate) struct SeriesCache {
     name: Arc<str>,
     kind: Kind,
-    /// The series without attributes, the commonest set.
-    empty: OnceLock<Option<&'static SeriesCell>>,
+    /// The series without attributes, the commonest set: held for the
+    /// instrument's life.
+    empty: OnceLock<Option<SeriesRef>>,
     /// On its own cache line: a sampled call's read lock writes the lock
     /// word, which must not evict the fields every unsampled call reads.
     sets: CachePadded<RwLock<Sets>>,
@@ -80,29 +135,57 @@ impl SeriesCache {
         &self.name
     }
 
-    /// The cell of the series named by `attributes`, registering it on first
-    /// sight; `None` if the registry refused it.
-    pub(crate) fn resolve(&self, attributes: &[KeyValue]) -> Option<&'static SeriesCell> {
+    /// Runs `record` with the cell of the series named by `attributes`
+    /// (registered on first sight), held until `record` returns; `None` if
+    /// the registry refused the set.
+    pub(crate) fn with_cell<R>(
+        &self,
+        attributes: &[KeyValue],
+        record: impl FnOnce(&'static SeriesCell) -> R,
+    ) -> Option<R> {
+        self.with_series(attributes, |series| record(series.cell()))
+    }
+
+    /// A holder of the series named by `attributes`, for as long as it
+    /// lives (a bound instrument's); `None` if the registry refused the
+    /// set.
+    #[cfg(feature = "otel-api-bound")]
+    pub(crate) fn hold(&self, attributes: &[KeyValue]) -> Option<SeriesRef> {
+        self.with_series(attributes, SeriesRef::clone)
+    }
+
+    fn with_series<R>(
+        &self,
+        attributes: &[KeyValue],
+        use_series: impl FnOnce(&SeriesRef) -> R,
+    ) -> Option<R> {
         #[cfg(test)]
         self.resolutions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if attributes.is_empty() {
-            return *self.empty.get_or_init(|| self.register(&[]));
+            let empty = self
+                .empty
+                .get_or_init(|| self.register(&[]).map(|(series, _)| series));
+            return empty.as_ref().map(use_series);
         }
         let hash = set_hash(attributes);
-        if let Some(entry) = self.read().by_hash.get(&hash).and_then(|entries| {
-            entries
-                .iter()
-                .find(|entry| same_set(&entry.attributes, attributes))
-        }) {
-            return entry.cell;
+        {
+            let sets = self.read();
+            if let Some(entry) = sets.find(hash, attributes) {
+                // Still under the read lock: no eviction can let go of the
+                // series while it is used.
+                return entry.series.as_ref().map(use_series);
+            }
         }
-        self.miss(hash, attributes)
+        let series = self.miss(hash, attributes)?;
+        Some(use_series(&series))
     }
 
+    /// Registers `attributes` and caches the result (if it may be cached);
+    /// the series, held for the caller's call.
     #[cold]
     #[inline(never)]
-    fn miss(&self, hash: u64, attributes: &[KeyValue]) -> Option<&'static SeriesCell> {
+    fn miss(&self, hash: u64, attributes: &[KeyValue]) -> Option<SeriesRef> {
         let effective: Box<[KeyValue]> = attributes
             .iter()
             .enumerate()
@@ -110,25 +193,35 @@ impl SeriesCache {
             .map(|(_, pair)| pair.clone())
             .collect();
         let mut sets = self.write();
-        if let Some(entry) = sets.by_hash.get(&hash).and_then(|entries| {
-            entries
-                .iter()
-                .find(|entry| same_set(&entry.attributes, attributes))
-        }) {
-            return entry.cell;
+        if let Some(entry) = sets.find(hash, attributes) {
+            return entry.series.clone();
         }
-        let cell = self.register(&effective);
-        if sets.len < CACHE_CAPACITY {
-            sets.len += 1;
-            sets.by_hash.entry(hash).or_default().push(Entry {
-                attributes: effective,
-                cell,
-            });
+        let capacity = registry::cardinality_limit().min(CACHE_CAPACITY);
+        match self.register(&effective) {
+            Some((series, cacheable)) => {
+                if cacheable {
+                    let entry = Entry {
+                        attributes: effective,
+                        series: Some(series.clone()),
+                    };
+                    sets.add(hash, entry, capacity);
+                }
+                Some(series)
+            }
+            None => {
+                let entry = Entry {
+                    attributes: effective,
+                    series: None,
+                };
+                sets.add(hash, entry, capacity);
+                None
+            }
         }
-        cell
     }
 
-    fn register(&self, attributes: &[KeyValue]) -> Option<&'static SeriesCell> {
+    /// The series of `attributes` from the registry, and whether it may be
+    /// cached under them; `None` (logged) if refused.
+    fn register(&self, attributes: &[KeyValue]) -> Option<(SeriesRef, bool)> {
         let labels: Vec<(Arc<str>, Arc<str>)> = attributes
             .iter()
             .map(|pair| {
@@ -138,8 +231,8 @@ impl SeriesCache {
                 )
             })
             .collect();
-        match registry::series(&self.name, self.kind, &labels) {
-            Ok(cell) => Some(cell),
+        match registry::resolve_for_cache(&self.name, self.kind, &labels) {
+            Ok(found) => Some(found),
             Err(error) => {
                 log::error!(
                     target: "hotmetrics",
@@ -300,6 +393,53 @@ mod tests {
             set_hash(&[kv("a", "1"), kv("b", "2")]),
             set_hash(&[kv("a", "2"), kv("b", "1")])
         );
+    }
+
+    fn holders(series: &SeriesRef) -> usize {
+        series
+            .cell()
+            .holders
+            .load(crate::sync::statics::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_full_cache_lets_go_of_its_oldest_sets_in_order() {
+        let mut sets = Sets::default();
+        let series: Vec<SeriesRef> = (0..5)
+            .map(|index| {
+                let labels = [(Arc::from("set"), Arc::from(index.to_string()))];
+                let (series, cacheable) =
+                    registry::resolve_for_cache("otel.cache.eviction", Kind::Counter, &labels)
+                        .unwrap();
+                assert!(cacheable);
+                series
+            })
+            .collect();
+        let sets_of: Vec<[KeyValue; 1]> = (0..5)
+            .map(|index| [KeyValue::new("set", index.to_string())])
+            .collect();
+        for (index, (held, attributes)) in series.iter().zip(&sets_of).enumerate() {
+            // Sets 0, 2 and 4 share one hash: evictions must take the
+            // oldest of a hash first.
+            let hash = if index % 2 == 0 { 7 } else { index as u64 };
+            let entry = Entry {
+                attributes: attributes.to_vec().into_boxed_slice(),
+                series: Some(held.clone()),
+            };
+            sets.add(hash, entry, 3);
+            assert!(sets.len() <= 3);
+        }
+        // Sets 0 and 1 were let go of; 2, 3 and 4 are held by the cache
+        // (and by `series` here).
+        let held: Vec<usize> = series.iter().map(holders).collect();
+        assert_eq!(held, [1, 1, 2, 2, 2]);
+        assert!(sets.find(7, &sets_of[0]).is_none());
+        assert!(sets.find(1, &sets_of[1]).is_none());
+        assert!(sets.find(7, &sets_of[2]).is_some());
+        assert!(sets.find(3, &sets_of[3]).is_some());
+        assert!(sets.find(7, &sets_of[4]).is_some());
+        drop(sets);
+        assert!(series.iter().all(|held| holders(held) == 1));
     }
 
     #[test]

@@ -68,9 +68,8 @@ impl Instrument {
         if !pipeline::is_active() {
             return;
         }
-        if let Some(cell) = self.series.resolve(attributes) {
-            record::exact(cell, value);
-        }
+        self.series
+            .with_cell(attributes, |cell| record::exact(cell, value));
     }
 }
 
@@ -84,7 +83,9 @@ where
             self.measure_exact(value, attributes);
         } else {
             let step = self.step.load(Ordering::Relaxed);
-            record::sampled_resolving(value, step, || self.series.resolve(attributes));
+            record::sampled_resolving(value, step, |push| {
+                self.series.with_cell(attributes, push).is_some()
+            });
         }
     }
 
@@ -94,7 +95,7 @@ where
         attributes: &[KeyValue],
     ) -> Box<dyn opentelemetry::metrics::BoundSyncInstrument<T> + Send + Sync> {
         Box::new(bound::Bound {
-            cell: self.series.resolve(attributes),
+            series: self.series.hold(attributes),
             exact: self.exact,
         })
     }
@@ -117,7 +118,7 @@ where
         _attributes: &[KeyValue],
     ) -> Box<dyn opentelemetry::metrics::BoundSyncInstrument<T> + Send + Sync> {
         Box::new(bound::Bound {
-            cell: None,
+            series: None,
             exact: true,
         })
     }
@@ -127,16 +128,18 @@ where
 mod bound {
     use opentelemetry::metrics::BoundSyncInstrument;
 
-    use crate::hot::cell::SeriesCell;
     use crate::hot::record;
+    use crate::hot::registry::SeriesRef;
     use crate::hot::value::Value;
 
     /// An instrument bound to one attribute set: the series is resolved,
     /// so a call is the countdown check, as for `record!`.
     #[derive(Debug)]
     pub(super) struct Bound {
-        /// `None` when the set was refused: calls do nothing.
-        pub(super) cell: Option<&'static SeriesCell>,
+        /// `None` when the set was refused: calls do nothing. Held for as
+        /// long as the bound instrument lives, as a handle holds its
+        /// series.
+        pub(super) series: Option<SeriesRef>,
         pub(super) exact: bool,
     }
 
@@ -146,10 +149,10 @@ mod bound {
     {
         #[inline]
         fn measure(&self, value: T) {
-            let Some(cell) = self.cell else {
+            let Some(series) = &self.series else {
                 return;
             };
-            record::handle(cell, self.exact, value);
+            record::handle(series.cell(), self.exact, value);
         }
     }
 }

@@ -95,13 +95,12 @@ where
     T: Value + Send + Sync,
 {
     fn observe(&self, measurement: T, attributes: &[KeyValue]) {
-        let Some(cell) = self.series.resolve(attributes) else {
-            return;
-        };
-        let cell = registry::live(cell);
-        if !store(cell, measurement) {
-            record::reject();
-        }
+        self.series.with_cell(attributes, |cell| {
+            let cell = registry::live(cell);
+            if !store(cell, measurement) {
+                record::reject();
+            }
+        });
     }
 }
 

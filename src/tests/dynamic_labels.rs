@@ -14,6 +14,7 @@ use crate::hot::cell::Kind;
 use crate::hot::registry;
 use crate::hot::thread::seed_this_thread;
 use crate::sync::statics::Ordering;
+use crate::sync::Arc;
 use crate::test_support::{engine_lock, exact_engine};
 use crate::{record, ControllerMode, Engine, OVERFLOW_KEY};
 
@@ -91,14 +92,14 @@ fn values_of_every_type_land_in_their_series_in_every_form() {
 fn more_label_sets_than_the_cache_holds_resolve_right() {
     let _lock = engine_lock();
     let engine = exact_engine();
-    // 50 sets through one site's 16-slot cache, three rounds.
+    // 150 sets through the thread's 64-entry cache, three rounds.
     for _ in 0..3 {
-        for user in 0..50u32 {
+        for user in 0..150u32 {
             record!(counter: "dyn.users", 1, "user" => user, "shard" => user % 3);
         }
     }
     let snapshot = engine.snapshot();
-    for user in 0..50u32 {
+    for user in 0..150u32 {
         let labels = [
             ("shard", (user % 3).to_string()),
             ("user", user.to_string()),
@@ -259,4 +260,55 @@ fn estimates_of_dynamic_series_at_a_low_rate_are_honest_and_the_control_fails() 
             "the control covered {control} of series {series}"
         );
     }
+}
+
+#[test]
+fn a_repeated_key_takes_its_first_value_in_every_order() {
+    let _lock = engine_lock();
+    let engine = Engine::builder()
+        .sample_rate(1.0)
+        .adaptive(false)
+        .install()
+        .unwrap();
+    for route in ["/a", "/b", "/a"] {
+        record!(counter: "dyn.unit.repeated", 1, "route" => route, "status" => 200u16, "route" => "/z");
+        record!(counter: "dyn.unit.repeated", 1, "status" => 200u16, "route" => route);
+    }
+    let snapshot = engine.snapshot();
+    let value = |route: &str| {
+        snapshot
+            .counter("dyn.unit.repeated", &[("route", route), ("status", "200")])
+            .map(|estimate| estimate.value)
+    };
+    assert_eq!(
+        (value("/a"), value("/b"), value("/z")),
+        (Some(4.0), Some(2.0), None)
+    );
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn a_timer_holds_its_series_while_the_block_runs() {
+    let _lock = engine_lock();
+    let engine = Engine::builder()
+        .sample_rate(1.0)
+        .adaptive(false)
+        .install()
+        .unwrap();
+    std::thread::spawn(|| {
+        let labels = [(Arc::from("k"), Arc::from("v"))];
+        let holders = || {
+            let probe = registry::resolve("dyn.unit.timed", Kind::Histogram, &labels).unwrap();
+            probe.cell().holders.load(Ordering::Relaxed) - 1
+        };
+        let value = String::from("v");
+        for _ in 0..2 {
+            let during = record!(timed: "dyn.unit.timed", { holders() }, "k" => &value);
+            assert_eq!(during, 2, "the thread's cache and the timer");
+            assert_eq!(holders(), 1, "the thread's cache");
+        }
+    })
+    .join()
+    .unwrap();
+    engine.shutdown().unwrap();
 }

@@ -7,7 +7,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::export::Prometheus;
+use crate::hot::cell::Kind;
 use crate::hot::registry;
+use crate::sync::statics::Ordering;
+use crate::sync::Arc;
 use crate::test_support::{engine_lock, in_own_process, rss_bytes};
 use crate::{record, Builder, Engine, Snapshot, OVERFLOW_KEY};
 
@@ -305,9 +308,19 @@ impl Churn {
     }
 }
 
-#[test]
-fn endless_churn_keeps_memory_flat() {
-    if !in_own_process("tests::idle::endless_churn_keeps_memory_flat") {
+/// Runs an endless-churn test in its own process: the closure
+/// `make_record` builds (once the engine is installed) makes one call with
+/// label value `value` of metric `name` (a counter), under a
+/// cardinality limit of 100 and an idle timeout of 20 ms. Asserts that at
+/// most the limit is live at any time, that recycling happened (more
+/// series retired than the cells allowed), that cells stay within 20× the
+/// limit and that resident memory stays flat over the second half.
+fn churn_keeps_memory_flat<R: FnMut(u64)>(
+    test: &str,
+    name: &str,
+    make_record: impl FnOnce(&Engine) -> R,
+) {
+    if !in_own_process(test) {
         return;
     }
     let _lock = engine_lock();
@@ -320,15 +333,13 @@ fn endless_churn_keeps_memory_flat() {
         .cardinality_limit(limit)
         .install()
         .unwrap();
+    let mut record = make_record(&engine);
     let values: u64 = 1_000_000;
-    let requests = crate::counter("churn.requests");
     let mut rss_half = 0;
     let mut most_cells = 0;
     let mut churn = Churn::new();
     while let Some(value) = churn.next(&engine, values) {
-        let route = format!("/r/{value}");
-        let handle = requests.with_labels(&[("route", &route)]);
-        handle.add(1u64);
+        record(value);
         if value % 1000 == 0 {
             let (cells, live) = registry::footprint();
             assert!(live <= limit, "{live} live label sets");
@@ -342,8 +353,10 @@ fn endless_churn_keeps_memory_flat() {
     let snapshot = engine.snapshot();
     let stats = snapshot.stats.clone();
     let (cells, _) = registry::footprint();
+    let most_cells = most_cells.max(cells);
     println!(
-        "churn: {} label values, {} retired, {cells} cells, RSS {} -> {} KiB",
+        "churn of {name}: {} label values, {} retired, {cells} cells \
+         (at most {most_cells} seen), RSS {} -> {} KiB",
         churn.next,
         stats.series_retired,
         rss_half / 1024,
@@ -352,18 +365,149 @@ fn endless_churn_keeps_memory_flat() {
     let exported = snapshot
         .series
         .iter()
-        .filter(|s| &*s.name == "churn.requests")
+        .filter(|series| &*series.name == name)
         .count();
     assert!(exported <= limit + 1, "{exported} series exported");
     assert!(stats.series_retired >= RETIRED_AT_LEAST, "{stats:?}");
-    assert!(cells <= 20 * limit, "{cells} cells for a limit of {limit}");
-    // Every call is counted, in its own series or the overflow series, or
-    // was retired with its series.
+    assert!(
+        most_cells <= 20 * limit,
+        "{most_cells} cells for a limit of {limit}"
+    );
     let growth = rss_end.saturating_sub(rss_half);
     assert!(
         growth < 4 << 20,
         "RSS grew by {growth} bytes over the second half"
     );
+    engine.shutdown().unwrap();
+}
+
+/// Endless churn through handles made per label value and dropped.
+#[test]
+fn endless_churn_keeps_memory_flat() {
+    churn_keeps_memory_flat(
+        "tests::idle::endless_churn_keeps_memory_flat",
+        "churn.requests",
+        |_| {
+            let requests = crate::counter("churn.requests");
+            move |value| {
+                let route = format!("/r/{value}");
+                requests.with_labels(&[("route", &route)]).add(1u64);
+            }
+        },
+    );
+}
+
+/// Endless churn through `record!` label expressions: each thread's
+/// cache holds the series it recorded last and lets go of them as new
+/// values evict them, so cells are recycled as with handles.
+#[test]
+fn endless_churn_through_label_expressions_keeps_memory_flat() {
+    churn_keeps_memory_flat(
+        "tests::idle::endless_churn_through_label_expressions_keeps_memory_flat",
+        "churn.dynamic",
+        |_| |value| record!(counter: "churn.dynamic", 1u64, "route" => value),
+    );
+}
+
+/// Endless churn through an OpenTelemetry counter's attributes: the
+/// instrument's cache lets go of its oldest sets past its capacity, so
+/// their cells are recycled too.
+#[cfg(feature = "otel-api")]
+#[test]
+fn endless_churn_through_opentelemetry_attributes_keeps_memory_flat() {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry::KeyValue;
+
+    churn_keeps_memory_flat(
+        "tests::idle::endless_churn_through_opentelemetry_attributes_keeps_memory_flat",
+        "churn.otel",
+        |engine| {
+            let counter = crate::otel::MeterProvider::new(engine)
+                .meter("churn")
+                .u64_counter("churn.otel")
+                .build();
+            move |value| counter.add(1, &[KeyValue::new("route", value as i64)])
+        },
+    );
+}
+
+/// An OpenTelemetry attribute set routed to the overflow series gets a
+/// series of its own once an idle set frees a place: the instrument does
+/// not keep the overflow series under that set.
+#[cfg(feature = "otel-api")]
+#[test]
+fn an_overflowed_attribute_set_gets_its_own_series_once_a_place_frees_up() {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry::KeyValue;
+
+    let _lock = engine_lock();
+    let engine = builder(1).install().unwrap();
+    let counter = crate::otel::MeterProvider::new(&engine)
+        .meter("idle")
+        .u64_counter("idle.otel.requests")
+        .build();
+    counter.add(1, &[KeyValue::new("route", "/a")]);
+    counter.add(5, &[KeyValue::new("route", "/b")]);
+    let snapshot = engine.snapshot();
+    assert_eq!(
+        snapshot
+            .counter("idle.otel.requests", &[(OVERFLOW_KEY, "true")])
+            .unwrap()
+            .value,
+        5.0
+    );
+    wait_for(&engine, "/a is retired", |snapshot| {
+        snapshot
+            .counter("idle.otel.requests", &[("route", "/a")])
+            .is_none()
+    });
+    counter.add(7, &[KeyValue::new("route", "/b")]);
+    let snapshot = engine.snapshot();
+    assert_eq!(
+        snapshot
+            .counter("idle.otel.requests", &[("route", "/b")])
+            .map(|estimate| estimate.value),
+        Some(7.0)
+    );
+    engine.shutdown().unwrap();
+}
+
+/// A thread's cache holds the series it recorded through label
+/// expressions until the thread exits: retired meanwhile, the cell is
+/// recycled only after.
+#[test]
+fn a_threads_cache_releases_its_series_at_thread_exit() {
+    let _lock = engine_lock();
+    let engine = builder(10).install().unwrap();
+    let (recorded, wait) = std::sync::mpsc::channel();
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    let worker = thread::spawn(move || {
+        let tenant = String::from("t-exit");
+        record!(counter: "idle.thread_exit", 1u64, "tenant" => &tenant);
+        recorded.send(()).unwrap();
+        let _ = finished.recv();
+    });
+    wait.recv().unwrap();
+    let labels = [(Arc::from("tenant"), Arc::from("t-exit"))];
+    let cell = registry::resolve("idle.thread_exit", Kind::Counter, &labels)
+        .unwrap()
+        .cell();
+    assert_eq!(cell.holders.load(Ordering::Relaxed), 1, "held by the cache");
+    wait_for(&engine, "the series is retired", |snapshot| {
+        snapshot
+            .counter("idle.thread_exit", &[("tenant", "t-exit")])
+            .is_none()
+    });
+    thread::sleep(TIMEOUT * 2);
+    assert!(!registry::is_recycled(cell), "recycled while cached");
+    finish.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(cell.holders.load(Ordering::Relaxed), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !registry::is_recycled(cell) {
+        assert!(Instant::now() < deadline, "not recycled after thread exit");
+        thread::sleep(Duration::from_millis(5));
+    }
     engine.shutdown().unwrap();
 }
 

@@ -157,20 +157,24 @@ fn threads_recording_while_shutdown_runs() {
 
 /// Records from its destructor, which runs while the thread's other
 /// thread-locals (the cached pipeline handle among them) may already be
-/// gone.
-struct RecordsOnDrop;
+/// gone. Holds the thread's class (its index modulo 4: which of the
+/// thread's other thread-locals were made before this one).
+struct RecordsOnDrop(std::cell::Cell<u32>);
 
 impl Drop for RecordsOnDrop {
     fn drop(&mut self) {
         record!(counter: "tls_drop.calls", 1);
         record!(critical counter: "tls_drop.critical", 1);
         record!(histogram: "tls_drop.value", 7.0);
+        // Label expressions: through the thread's series cache, or
+        // uncached once that cache is gone.
+        record!(counter: "tls_drop.dynamic", 1, "class" => self.0.get().to_string());
         crate::counter("tls_drop.handle").add(1u8);
     }
 }
 
 thread_local! {
-    static RECORDS_ON_DROP: RecordsOnDrop = const { RecordsOnDrop };
+    static RECORDS_ON_DROP: RecordsOnDrop = const { RecordsOnDrop(std::cell::Cell::new(0)) };
 }
 
 #[test]
@@ -186,26 +190,40 @@ fn record_from_a_thread_local_destructor() {
             if index % 2 == 0 {
                 record!(counter: "tls_drop.before", 1);
             }
-            RECORDS_ON_DROP.with(|_| {});
+            // The series cache of label expressions registered before this
+            // thread-local (torn down after it) or after (torn down first).
+            if index % 4 < 2 {
+                record!(counter: "tls_drop.before", 1, "form" => index % 3);
+            }
+            RECORDS_ON_DROP.with(|records| records.0.set(index % 4));
+            if index % 4 >= 2 {
+                record!(counter: "tls_drop.before", 1, "form" => index % 3);
+            }
         })
         .join()
         .expect("no panic at thread exit");
     }
     let snapshot = engine.snapshot();
-    for name in ["tls_drop.calls", "tls_drop.critical", "tls_drop.handle"] {
-        assert_eq!(
-            snapshot.counter(name, &[]).unwrap().value,
-            f64::from(threads),
-            "{name}"
-        );
-    }
-    assert_eq!(
-        snapshot
-            .histogram("tls_drop.value", &[])
-            .unwrap()
-            .count
-            .value,
-        f64::from(threads)
+    // Per class, so a loss tells which thread-locals were gone.
+    let per_class: Vec<f64> = (0..4)
+        .map(|class| {
+            let class = class.to_string();
+            snapshot
+                .counter("tls_drop.dynamic", &[("class", class.as_str())])
+                .map_or(0.0, |estimate| estimate.value)
+        })
+        .collect();
+    let mut totals: Vec<(&str, f64)> = ["tls_drop.calls", "tls_drop.critical", "tls_drop.handle"]
+        .into_iter()
+        .map(|name| (name, snapshot.counter(name, &[]).map_or(0.0, |c| c.value)))
+        .collect();
+    let histogram = snapshot.histogram("tls_drop.value", &[]);
+    totals.push(("tls_drop.value", histogram.map_or(0.0, |h| h.count.value)));
+    let expected = f64::from(threads);
+    assert!(
+        per_class == [expected / 4.0; 4] && totals.iter().all(|&(_, total)| total == expected),
+        "label expression per class {per_class:?}, others {totals:?}, {:?}",
+        snapshot.stats
     );
     engine.shutdown().expect("clean shutdown");
 }
