@@ -265,11 +265,7 @@ fn estimates_of_dynamic_series_at_a_low_rate_are_honest_and_the_control_fails() 
 #[test]
 fn a_repeated_key_takes_its_first_value_in_every_order() {
     let _lock = engine_lock();
-    let engine = Engine::builder()
-        .sample_rate(1.0)
-        .adaptive(false)
-        .install()
-        .unwrap();
+    let engine = exact_engine();
     for route in ["/a", "/b", "/a"] {
         record!(counter: "dyn.unit.repeated", 1, "route" => route, "status" => 200u16, "route" => "/z");
         record!(counter: "dyn.unit.repeated", 1, "status" => 200u16, "route" => route);
@@ -290,11 +286,7 @@ fn a_repeated_key_takes_its_first_value_in_every_order() {
 #[test]
 fn a_timer_holds_its_series_while_the_block_runs() {
     let _lock = engine_lock();
-    let engine = Engine::builder()
-        .sample_rate(1.0)
-        .adaptive(false)
-        .install()
-        .unwrap();
+    let engine = exact_engine();
     std::thread::spawn(|| {
         let labels = [(Arc::from("k"), Arc::from("v"))];
         let holders = || {
