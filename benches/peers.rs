@@ -322,6 +322,25 @@ fn with_prom_local(
 /// The facade rows the summary compares.
 const FACADE_OURS: &str = "metrics facade → hotmetrics recorder";
 const FACADE_PROMETHEUS: &str = "metrics facade → metrics-exporter-prometheus";
+/// What every facade macro call pays whatever the recorder: its `Counter`
+/// wraps an `Arc`, cloned from the recorder's and dropped after the call.
+const FACADE_FLOOR: &str = "Arc clone + drop (the facade's floor)";
+
+std::thread_local! {
+    /// Each thread's own `Arc`, as the hotmetrics recorder hands out.
+    static OWN_ARC: std::sync::Arc<AtomicU64> = std::sync::Arc::new(AtomicU64::new(0));
+}
+
+/// `iters` clones and drops of the thread's own `Arc`, each seen by the
+/// optimiser as used.
+#[inline(always)]
+fn arc_clone_drop(iters: u64) {
+    OWN_ARC.with(|own| {
+        for _ in 0..iters {
+            drop(black_box(own.clone()));
+        }
+    })
+}
 
 fn peers() -> Vec<Peer> {
     vec![
@@ -419,6 +438,20 @@ fn peers() -> Vec<Peer> {
             engine: true,
             per_call: |iters| facade_peer::ours(facade_peer::counter_calls, iters),
             workload: |iters| facade_peer::ours(facade_peer::workload, iters),
+        },
+        Peer {
+            name: FACADE_FLOOR,
+            engine: false,
+            per_call: arc_clone_drop,
+            workload: |iters| {
+                OWN_ARC.with(|own| {
+                    workload_with(iters, |hash| {
+                        drop(black_box(own.clone()));
+                        drop(black_box(own.clone()));
+                        black_box(hash);
+                    })
+                })
+            },
         },
         Peer {
             name: FACADE_PROMETHEUS,
@@ -727,20 +760,23 @@ fn facade_summary(peers: &[Peer], per_call: &[common::Paired]) {
             .position(|peer| peer.name == name)
             .expect("facade row")
     };
-    let (ours, prometheus, handle) = (
+    let (ours, prometheus, handle, floor) = (
         index(FACADE_OURS),
         index(FACADE_PROMETHEUS),
         index("hotmetrics handle"),
+        index(FACADE_FLOOR),
     );
     println!("\nmetrics facade, per call (counter! with 2 static labels):");
     for result in per_call {
         println!(
-            "  {}t: hotmetrics recorder {:.2} ns, {:.1}× a hotmetrics handle ({:.2} ns); \
+            "  {}t: hotmetrics recorder {:.2} ns, {:.1}× a hotmetrics handle ({:.2} ns), \
+             of which the facade's Arc clone and drop {:.2} ns; \
              metrics-exporter-prometheus {:.2} ns, {:.1}× ours",
             result.threads,
             result.ns[ours],
             result.ns[ours] / result.ns[handle],
             result.ns[handle],
+            result.ns[floor],
             result.ns[prometheus],
             result.ns[prometheus] / result.ns[ours],
         );
