@@ -30,13 +30,16 @@
 //!
 //! The `metrics` facade rows (`counter!` with two static labels, each
 //! recorder a thread's local recorder) came later, from a 2-core Xeon VM,
-//! load average 1.1 at start: ns/call 1t / 2t, hotmetrics recorder
-//! 17.33 / 16.12 (2t / 1t 0.93×, the plain loop's 1.03×),
-//! metrics-exporter-prometheus 72.44 / 625.35 (4.2× / 38.8× ours),
-//! hotmetrics handle 3.04 / 1.91. On the same VM shared with other builds
-//! (load average 5.7) they were 17.56 / 32.90 against 81.41 / 160.43:
-//! with other work on the cores, the two threads rarely run at once and
-//! contention shows less. The summary prints these ratios after its table.
+//! load average 2.1 at start, 2-thread batches kept only when their
+//! threads ran together (90 % overlap; 256 batches run again, 31 kept
+//! after five tries): ns/call 1t / 2t, hotmetrics recorder 17.94 / 17.05
+//! (2t / 1t 0.95×, the plain loop's 1.02×), metrics-exporter-prometheus
+//! 78.96 / 549.06 (4.4× / 32.2× ours), an `Arc` clone and drop alone
+//! 13.07 / 13.22, hotmetrics handle 3.42 / 1.95. Before that check, runs
+//! gave 38.8×, 9.0× and 9.1× at 2 threads: in the last two the threads of
+//! most batches ran one after the other (the shared `AtomicU64` row read
+//! 4.9 ns at 2 threads), hiding contention. The summary prints these
+//! figures after its table.
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench --features peers --bench peers`.
 //! Figures are ratios from a noisy shared machine.
