@@ -1,20 +1,21 @@
 //! Overhead on the reference workload: what one `counter` and one
 //! `histogram` record per operation cost a ~55 ns operation.
 //!
-//! Last results (summary; Intel Xeon, 2 vCPU under KVM, load average 1.4
+//! Last results (summary; Intel Xeon, 2 vCPU under KVM, load average 0.8
 //! at start; overhead = instrumented / plain − 1 per thread, median of 15
-//! interleaved rounds, each engine installed once for its phase):
+//! interleaved rounds, each engine installed once for its phase; 2-thread
+//! batches kept only when their threads ran together for 90 % of them):
 //!
 //! | engine | 1t overhead | 2t overhead | floor 1t / 2t | samples/s | flusher CPU |
 //! |---|---:|---:|---:|---:|---:|
-//! | default (error targeting, warmed up) | +0.8 % | +3.6 % | +1.2 % / +3.4 % | 567 | 0.50 % |
-//! | fixed 3 % | +5.7 % | +12.3 % | +1.7 % / +1.8 % | 899 058 | 1.92 % |
-//! | pressure controller at 3 % | +7.8 % | +11.2 % | +1.2 % / −0.6 % | 937 265 | — |
+//! | default (error targeting, warmed up) | +0.9 % | +2.0 % | +2.0 % / +2.3 % | 573 | 0.73 % |
+//! | fixed 3 % | +6.6 % | +12.0 % | +0.6 % / +2.8 % | 901 539 | — |
+//! | pressure controller at 3 % | +8.6 % | +10.5 % | +2.7 % / +0.8 % | 975 553 | — |
 //!
 //! Error targeting samples the hot series for its 1 % target (about 10⁴
 //! samples per window), 1 600 times fewer samples than 3 %, and sits at the
-//! bare countdown (−0.4 / +0.1 percentage points). With no engine the
-//! workload took 29.9 / 32.9 ns per operation.
+//! bare countdown (−1.1 / −0.3 percentage points). With no engine the
+//! workload took 28.8 / 29.3 ns per operation.
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench --bench overhead`.
 //! Figures are ratios from a noisy shared machine.
