@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 } else {
                     format!("t{}", phase * TENANTS + slot)
                 };
-                let status: u16 = if request % 97 == 0 { 500 } else { 200 };
+                let status: u16 = if request.is_multiple_of(97) { 500 } else { 200 };
                 let route = ROUTES[(request % 3) as usize];
                 let latency_us = 80.0 + (request % 400) as f64;
                 record!(counter: "app.requests", 1, "tenant" => &tenant, "status" => status);
