@@ -4,12 +4,34 @@
 //! crate run on parallel threads of one process: every test that installs
 //! an engine holds [`engine_lock`] for its whole duration.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Serialises tests that install the global engine.
 pub(crate) fn engine_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Held shared by tests that feed their own `Aggregator` from series of the
+/// process-wide registry without an engine, and exclusively by tests that
+/// install an engine with an idle timeout: that engine's flusher retires
+/// every series nothing recorded for the timeout, the other tests' series
+/// included, which would then count their samples as retired values.
+static RETIRING: RwLock<()> = RwLock::new(());
+
+/// For a test that drives the registry's series without an engine.
+pub(crate) fn registry_without_engine() -> RwLockReadGuard<'static, ()> {
+    RETIRING
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// For a test that installs an engine with an idle timeout (take
+/// [`engine_lock`] first).
+pub(crate) fn retiring_engine() -> RwLockWriteGuard<'static, ()> {
+    RETIRING
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Installs an engine that samples every call (rate 1, fixed) with rings

@@ -37,6 +37,7 @@ fn histogram<'a>(series: &'a [SeriesSnapshot], name: &str) -> &'a HistogramSnaps
 
 #[test]
 fn a_snapshot_shares_the_series_that_did_not_change() {
+    let _registry = crate::test_support::registry_without_engine();
     let (quiet, busy) = ("histograms.share_quiet", "histograms.share_busy");
     let (quiet_id, busy_id) = (series_id(quiet), series_id(busy));
     let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
@@ -72,6 +73,7 @@ fn a_snapshot_shares_the_series_that_did_not_change() {
 
 #[test]
 fn a_released_snapshot_is_taken_back_without_a_copy() {
+    let _registry = crate::test_support::registry_without_engine();
     let name = "histograms.reclaim";
     let id = series_id(name);
     let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
@@ -128,6 +130,7 @@ fn bytes_of_every_copy(name: &str, inclusion_prob: f32) -> (usize, f64, u64) {
 
 #[test]
 fn every_copy_of_a_series_over_one_to_a_billion_fits_8_kib() {
+    let _registry = crate::test_support::registry_without_engine();
     for (name, inclusion_prob) in [
         ("histograms.memory_exact", 1.0),
         ("histograms.memory_3pct", 0.03),
@@ -147,6 +150,7 @@ fn every_copy_of_a_series_over_one_to_a_billion_fits_8_kib() {
 #[test]
 #[allow(deprecated)] // the HDR view is what is checked
 fn the_deprecated_hdr_view_follows_later_writes() {
+    let _registry = crate::test_support::registry_without_engine();
     let name = "histograms.legacy_view";
     let id = series_id(name);
     let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);

@@ -90,6 +90,7 @@ fn covers(estimate: f64, variance: f64, truth: f64) -> bool {
 
 #[test]
 fn nominal_95_percent_intervals_cover_the_truth_in_93_to_97_percent_of_1000_trials() {
+    let _registry = crate::test_support::registry_without_engine();
     let counter = series_id("honesty.trial_counter", Kind::Counter);
     let histogram = series_id("honesty.trial_histogram", Kind::Histogram);
     let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
@@ -274,6 +275,7 @@ fn check_quantiles(name: &str, mut draw: impl FnMut(&mut fastrand::Rng) -> f64, 
 
 #[test]
 fn quantiles_of_a_sampled_log_normal_stay_within_the_stated_error() {
+    let _registry = crate::test_support::registry_without_engine();
     // Latencies: median 100, σ = 1 (p99.9 ≈ 22× the median).
     check_quantiles(
         "honesty.quantiles_log_normal",
@@ -284,6 +286,7 @@ fn quantiles_of_a_sampled_log_normal_stay_within_the_stated_error() {
 
 #[test]
 fn quantiles_of_a_sampled_bimodal_distribution_stay_within_the_stated_error() {
+    let _registry = crate::test_support::registry_without_engine();
     // 70 % fast path around 50, 30 % slow path around 500.
     check_quantiles(
         "honesty.quantiles_bimodal",

@@ -43,6 +43,7 @@ fn wait_for(engine: &Engine, what: &str, mut done: impl FnMut(&Snapshot) -> bool
 #[test]
 fn an_idle_label_set_leaves_and_frees_its_place() {
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     // The label set of `requests` itself (no labels) takes one place.
     let engine = builder(2).install().unwrap();
     let requests = crate::counter("idle.requests");
@@ -83,6 +84,7 @@ fn an_idle_label_set_leaves_and_frees_its_place() {
 #[test]
 fn a_later_call_brings_it_back_from_zero_with_a_new_start() {
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let engine = builder(10).install().unwrap();
     let handle = crate::counter("idle.revived").with_labels(&[("tenant", "t1")]);
     let gauge = crate::gauge("idle.level").with_labels(&[("tenant", "t1")]);
@@ -148,6 +150,7 @@ fn a_later_call_brings_it_back_from_zero_with_a_new_start() {
 #[test]
 fn a_live_series_is_not_retired() {
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let engine = builder(10).install().unwrap();
     let live = crate::counter("idle.live").with_labels(&[("route", "/live")]);
     let level = crate::updown("idle.live_level");
@@ -185,6 +188,7 @@ fn a_live_series_is_not_retired() {
 #[test]
 fn exporters_follow_the_snapshot() {
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let prometheus = Prometheus::builder()
         .without_server()
         .without_target_info()
@@ -211,6 +215,7 @@ fn exporters_follow_the_snapshot() {
 #[test]
 fn exact_counts_do_not_leak_across_retire_and_revive() {
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let engine = builder(10).install().unwrap();
     let handle = crate::counter("idle.exact")
         .with_labels(&[("k", "v")])
@@ -324,6 +329,7 @@ fn churn_keeps_memory_flat<R: FnMut(u64)>(
         return;
     }
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let limit = 100;
     let engine = Engine::builder()
         .sample_rate(1.0)
@@ -441,6 +447,7 @@ fn an_overflowed_attribute_set_gets_its_own_series_once_a_place_frees_up() {
     use opentelemetry::KeyValue;
 
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let engine = builder(1).install().unwrap();
     let counter = crate::otel::MeterProvider::new(&engine)
         .meter("idle")
@@ -478,6 +485,7 @@ fn an_overflowed_attribute_set_gets_its_own_series_once_a_place_frees_up() {
 #[test]
 fn a_threads_cache_releases_its_series_at_thread_exit() {
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let engine = builder(10).install().unwrap();
     let (recorded, wait) = std::sync::mpsc::channel();
     let (finish, finished) = std::sync::mpsc::channel::<()>();
@@ -531,6 +539,7 @@ fn the_timeout_is_validated_and_read_from_the_environment() {
     assert!(error.to_string().contains("idle_timeout"), "{error}");
     // Zero turns it off, whatever the setter said.
     let _lock = engine_lock();
+    let _retiring = crate::test_support::retiring_engine();
     let engine = Engine::builder()
         .idle_timeout(Duration::from_secs(60))
         .from_vars([("HOTMETRICS_IDLE_TIMEOUT_MS", "0")])

@@ -88,6 +88,7 @@ struct Tally {
 
 #[test]
 fn per_series_steps_keep_95_percent_intervals_honest_in_every_class() {
+    let _registry = crate::test_support::registry_without_engine();
     let ids: Vec<(MetricId, MetricId)> = CLASSES
         .iter()
         .map(|class| {

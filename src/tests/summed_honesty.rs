@@ -178,6 +178,7 @@ const QUANTITIES: [&str; 3] = ["counter", "histogram count", "histogram sum"];
 
 #[test]
 fn summed_variances_give_honest_intervals_for_sums_across_instances() {
+    let _registry = crate::test_support::registry_without_engine();
     let ids = (
         series_id("summed.trial_counter", Kind::Counter),
         series_id("summed.trial_histogram", Kind::Histogram),
