@@ -760,23 +760,38 @@ pub(crate) fn recycle(indexes: &[u32]) -> usize {
     recycled
 }
 
+/// Series as [`sync`] returns them: each with whether it is live.
+pub(crate) type Synced = Vec<(SeriesInfo, bool)>;
+
 /// What moved since the aggregator last synced: series registered at index
 /// `from` and after, and those that restarted in their cells below `from`
-/// (revived or recycled), as they are now.
-pub(crate) fn sync(from: usize) -> (Vec<SeriesInfo>, Vec<SeriesInfo>) {
+/// (revived or recycled), as they are now, each with whether it is live
+/// (not retired), read under the lock with the rest: a series recycled for
+/// another label set right after this returns is then seen retired under
+/// its old labels, never live under them, and the caller learns of its
+/// restart at its next sync.
+///
+/// `take`: the engine's aggregator, the one reader of restarts, takes them;
+/// another reader (a test's own aggregator) leaves them for it.
+pub(crate) fn sync(from: usize, take: bool) -> (Synced, Synced) {
     let mut registry = registry();
+    let with_live = |info: &SeriesInfo| (info.clone(), !info.cell.is_retired());
     let new = registry
         .series
         .get(from..)
-        .map(<[_]>::to_vec)
+        .map(|infos| infos.iter().map(with_live).collect())
         .unwrap_or_default();
-    let mut changed = std::mem::take(&mut registry.changed);
+    let mut changed = if take {
+        std::mem::take(&mut registry.changed)
+    } else {
+        registry.changed.clone()
+    };
     changed.sort_unstable();
     changed.dedup();
     let restarted = changed
         .into_iter()
         .filter(|&index| (index as usize) < from)
-        .filter_map(|index| registry.series.get(index as usize).cloned())
+        .filter_map(|index| registry.series.get(index as usize).map(with_live))
         .collect();
     (new, restarted)
 }

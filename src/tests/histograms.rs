@@ -40,7 +40,7 @@ fn a_snapshot_shares_the_series_that_did_not_change() {
     let _registry = crate::test_support::registry_without_engine();
     let (quiet, busy) = ("histograms.share_quiet", "histograms.share_busy");
     let (quiet_id, busy_id) = (series_id(quiet), series_id(busy));
-    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    let mut aggregator = Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001);
     for value in [1.0, 20.0, 300.0] {
         record(&mut aggregator, quiet_id, 1.0, value);
         record(&mut aggregator, busy_id, 1.0, value);
@@ -76,7 +76,7 @@ fn a_released_snapshot_is_taken_back_without_a_copy() {
     let _registry = crate::test_support::registry_without_engine();
     let name = "histograms.reclaim";
     let id = series_id(name);
-    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    let mut aggregator = Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001);
     record(&mut aggregator, id, 1.0, 5.0);
     let snapshot = aggregator.series_snapshot(0.03);
     let before = Arc::as_ptr(&histogram(&snapshot, name).distribution);
@@ -94,7 +94,7 @@ fn a_released_snapshot_is_taken_back_without_a_copy() {
 /// the snapshot before it while an export is in flight.
 fn bytes_of_every_copy(name: &str, inclusion_prob: f32) -> (usize, f64, u64) {
     let id = series_id(name);
-    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    let mut aggregator = Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001);
     let mut rng = fastrand::Rng::with_seed(0x8_0000 + u64::from(inclusion_prob.to_bits()));
     let (low, high) = (1f64.ln(), 1e9f64.ln());
     let mut draw = |aggregator: &mut Aggregator, n: usize| {
@@ -153,7 +153,7 @@ fn the_deprecated_hdr_view_follows_later_writes() {
     let _registry = crate::test_support::registry_without_engine();
     let name = "histograms.legacy_view";
     let id = series_id(name);
-    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    let mut aggregator = Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001);
     record(&mut aggregator, id, 1.0, 5.0);
     let first = aggregator.series_snapshot(0.03);
     assert_eq!(histogram(&first, name).distribution().0.len(), 1);

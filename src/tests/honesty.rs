@@ -93,7 +93,7 @@ fn nominal_95_percent_intervals_cover_the_truth_in_93_to_97_percent_of_1000_tria
     let _registry = crate::test_support::registry_without_engine();
     let counter = series_id("honesty.trial_counter", Kind::Counter);
     let histogram = series_id("honesty.trial_histogram", Kind::Histogram);
-    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    let mut aggregator = Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001);
     let mut coverage = Coverage::default();
     let mut rng = fastrand::Rng::with_seed(0x0b5e_55ed);
     let mut rates_seen = (f32::MAX, f32::MIN);
@@ -217,7 +217,7 @@ const QUANTILE_BOUNDS: [(f64, f64); 5] = [
 
 fn check_quantiles(name: &str, mut draw: impl FnMut(&mut fastrand::Rng) -> f64, seed: u64) {
     let id = series_id(name, Kind::Histogram);
-    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    let mut aggregator = Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001);
     let rate = RateCell::new(0.03);
     let sampler = Sampler::with_seed(seed);
     let mut rng = fastrand::Rng::with_seed(seed);

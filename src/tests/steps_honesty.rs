@@ -100,7 +100,7 @@ fn per_series_steps_keep_95_percent_intervals_honest_in_every_class() {
             (id(Kind::Counter, "counter"), id(Kind::Histogram, "latency"))
         })
         .collect();
-    let mut aggregator = Aggregator::new(DEFAULT_PRECISION, 0.001);
+    let mut aggregator = Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001);
     let mut rng = fastrand::Rng::with_seed(0x1234);
     let mut tallies = [Tally::default(); 3];
     for trial in 0..TRIALS {

@@ -184,7 +184,7 @@ fn summed_variances_give_honest_intervals_for_sums_across_instances() {
         series_id("summed.trial_histogram", Kind::Histogram),
     );
     let mut instances: Vec<Aggregator> = (0..INSTANCES)
-        .map(|_| Aggregator::new(DEFAULT_PRECISION, 0.001))
+        .map(|_| Aggregator::beside_the_engine(DEFAULT_PRECISION, 0.001))
         .collect();
     let mut rng = fastrand::Rng::with_seed(0x05ee_d50f_1a57);
     let mut coverage = Coverage::default();
