@@ -218,6 +218,18 @@ impl Distribution {
         self.bits
     }
 
+    /// Where the bucket counts live (tests: a distribution moved, not
+    /// copied, keeps it).
+    #[cfg(test)]
+    pub(crate) fn counts_address(&self) -> usize {
+        match &self.counts {
+            Counts::U8(counts) => counts.as_ptr() as usize,
+            Counts::U16(counts) => counts.as_ptr() as usize,
+            Counts::U32(counts) => counts.as_ptr() as usize,
+            Counts::U64(counts) => counts.as_ptr() as usize,
+        }
+    }
+
     /// The largest relative distance of a value from its bucket's
     /// midpoint, `2^−(bits+1)`.
     #[cfg(test)]
